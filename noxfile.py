@@ -1,0 +1,66 @@
+"""Hello PyTorch 的开发任务。读者：`nox -s serve`；维护者：`nox -s tests`。"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+REQUIREMENTS = ROOT / "requirements.txt"
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+# mkdocs-material 的“MkDocs 2.0”横幅不是本站的问题，关掉它，好让构建输出里只有本站的警告
+BUILD_ENV = {"NO_MKDOCS_2_WARNING": "1", "PYTHONHASHSEED": "0"}
+
+
+def _install_requirements(session: nox.Session) -> None:
+    """requirements.txt 没变就不再调用 pip，热启动只花几秒。"""
+    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    stamp = Path(session.virtualenv.location) / ".requirements.sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    session.install("-r", str(REQUIREMENTS))
+    stamp.write_text(digest)
+
+
+def _pin(name: str) -> str:
+    """从 requirements.txt 读出某个包的精确版本，版本只写在那一个地方。"""
+    match = re.search(rf"^{re.escape(name)}==\S+", REQUIREMENTS.read_text(), re.MULTILINE)
+    if match is None:
+        raise ValueError(f"requirements.txt 里没有 {name} 的版本")
+    return match[0]
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """严格构建网站到 site/。"""
+    _install_requirements(session)
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=BUILD_ENV)
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """本地预览：http://127.0.0.1:8000 ，改动 docs/ 或 snippets/ 自动重建。"""
+    _install_requirements(session)
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs, env=BUILD_ENV)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """运行全部测试：每个 snippet 的行为测试、严格构建和构建出的网站检查。"""
+    _install_requirements(session)
+    session.run("pytest", *session.posargs, env=BUILD_ENV)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff 检查与格式检查（snippets、tests、钩子、noxfile）。"""
+    session.install(_pin("ruff"))
+    targets = ["snippets", "tests", "hooks.py", "noxfile.py"]
+    session.run("ruff", "check", *targets)
+    session.run("ruff", "format", "--check", *targets)
