@@ -50,6 +50,8 @@ _EXEC_LOGGER = "mkdocs.plugins.markdown_exec._internal.formatters.base"
 
 
 def on_config(config):
+    # jieba 每次构建都打印“Building prefix dict…”，那不是警告；让构建输出只剩真正的问题
+    logging.getLogger("jieba").setLevel(logging.WARNING)
     logger = logging.getLogger(_EXEC_LOGGER)
     if _filter not in logger.filters:
         logger.addFilter(_filter)
