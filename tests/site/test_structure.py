@@ -1,0 +1,172 @@
+"""单一来源与镜像结构：代码只在 snippets/ 里，页面、snippet、测试三棵树一一对应。
+
+这些规则从文件系统里推出来，没有手工维护的清单。
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DOCS, ROOT, SNIPPETS
+
+FENCE_OPEN = re.compile(r"^(\s*)(```+|~~~+)\s*(py|python|pycon)\b(.*)$")
+INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^":]+)(?::(?P<section>[\w-]+))?"\s*$')
+SECTION = re.compile(r"^\s*# --8<-- \[(?P<kind>start|end):(?P<name>[\w-]+)\]\s*$")
+
+PAGES = sorted(DOCS.rglob("*.md"))
+SNIPPET_FILES = sorted(p for p in SNIPPETS.rglob("*.py") if not p.name.startswith("_"))
+
+
+def python_fences(md: Path):
+    """页面里每个 python fence：(行号, 头部, 正文各行)。"""
+    lines = md.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        match = FENCE_OPEN.match(lines[i])
+        if match:
+            close = match[2]
+            body, j = [], i + 1
+            while j < len(lines) and not lines[j].strip().startswith(close):
+                body.append(lines[j])
+                j += 1
+            yield i + 1, match[4], body
+            i = j
+        i += 1
+
+
+def includes(md: Path) -> list[tuple[str, str]]:
+    found = []
+    for _, _, body in python_fences(md):
+        for line in body:
+            match = INCLUDE.match(line)
+            if match:
+                found.append((match["path"], match["section"]))
+    return found
+
+
+def sections(snippet: Path) -> list[str]:
+    """snippet 里的片段名，按文件顺序；同时检查片段不嵌套、有始有终、代码都在片段里。"""
+    names, open_name = [], None
+    tree_lines = snippet.read_text(encoding="utf-8").splitlines()
+    doc_end = _docstring_end(snippet)
+    for number, line in enumerate(tree_lines, start=1):
+        match = SECTION.match(line)
+        if match:
+            if match["kind"] == "start":
+                assert open_name is None, f"{snippet}:{number}: 片段 {match['name']} 嵌套在 {open_name} 里"
+                open_name = match["name"]
+                names.append(open_name)
+            else:
+                assert open_name == match["name"], f"{snippet}:{number}: end:{match['name']} 与 start 不配对"
+                open_name = None
+        elif open_name is None and line.strip() and number > doc_end:
+            pytest.fail(f"{snippet}:{number}: 这行代码不在任何片段里，页面上看不到它：{line.strip()!r}")
+    assert open_name is None, f"{snippet}: 片段 {open_name} 没有 end"
+    assert len(names) == len(set(names)), f"{snippet}: 片段名重复"
+    return names
+
+
+def _docstring_end(snippet: Path) -> int:
+    import ast
+
+    tree = ast.parse(snippet.read_text(encoding="utf-8"))
+    if tree.body and isinstance(tree.body[0], ast.Expr) and isinstance(tree.body[0].value, ast.Constant):
+        return tree.body[0].end_lineno
+    return 0
+
+
+@pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_python_fences_only_include_snippets(md):
+    for number, _, body in python_fences(md):
+        code = [line for line in body if line.strip()]
+        assert code and all(INCLUDE.match(line) for line in code), (
+            f"{md.relative_to(ROOT)}:{number}: python 代码块里只能有 --8<-- 包含语句，代码要写在 snippets/ 里"
+        )
+
+
+@pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_runs_its_own_snippet_whole_and_in_order(md):
+    """页面按文件顺序把 snippet 的每个片段各包含一次：页面上的运行就等于文件独立运行。"""
+    found = includes(md)
+    if not found:
+        return
+    mirror = (SNIPPETS / md.relative_to(DOCS)).with_suffix(".py").relative_to(ROOT).as_posix()
+    paths = {path for path, _ in found}
+    assert paths == {mirror}, f"{md.relative_to(ROOT)} 只应包含它的镜像 {mirror}，实际包含 {sorted(paths)}"
+    assert all(section for _, section in found), f"{md.relative_to(ROOT)}: 请按片段名包含，而不是整个文件"
+    assert [section for _, section in found] == sections(ROOT / mirror), (
+        f"{md.relative_to(ROOT)} 包含的片段（按页面顺序）应与 {mirror} 的片段（按文件顺序）完全一致"
+    )
+
+
+@pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_exec_fences_use_the_page_session(md):
+    session = md.relative_to(DOCS).with_suffix("").name
+    for number, info, _ in python_fences(md):
+        if 'exec="on"' in info:
+            assert f'session="{session}"' in info, f"{md.relative_to(ROOT)}:{number}: session 应为页面名 {session}"
+
+
+@pytest.mark.parametrize("snippet", SNIPPET_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_snippet_has_a_page_and_a_test(snippet):
+    rel = snippet.relative_to(SNIPPETS)
+    page = (DOCS / rel).with_suffix(".md")
+    test = ROOT / "tests" / rel.parent / f"test_{rel.stem}.py"
+    assert page.exists(), f"{snippet.relative_to(ROOT)} 没有对应的页面 {page.relative_to(ROOT)}"
+    assert test.exists(), f"{snippet.relative_to(ROOT)} 没有对应的测试 {test.relative_to(ROOT)}"
+    assert sections(snippet), f"{snippet.relative_to(ROOT)} 没有任何 --8<-- 片段"
+
+
+class _IgnoreTags(yaml.SafeLoader):
+    pass
+
+
+_IgnoreTags.add_multi_constructor("", lambda loader, suffix, node: None)
+
+
+def nav_pages() -> list[str]:
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=_IgnoreTags)
+
+    def walk(items):
+        for item in items:
+            if isinstance(item, str):
+                yield item
+            elif isinstance(item, dict):
+                for value in item.values():
+                    yield from (walk(value) if isinstance(value, list) else [value])
+
+    return list(walk(config["nav"]))
+
+
+ARTICLE_SECTIONS = [
+    "1. 背景介绍",
+    "2. 核心概念与联系",
+    "3. 核心算法原理 & 具体操作步骤",
+    "4. 数学模型和公式 & 详细讲解 & 举例说明",
+    "5. 项目实践：代码实例和详细解释说明",
+    "6. 实际应用场景",
+    "7. 未来应用展望",
+    "8. 工具和资源推荐",
+    "9. 总结：未来发展趋势与挑战",
+    "10. 附录：常见问题与解答",
+]
+
+
+def test_every_article_section_has_its_page_in_order():
+    """读过原文的人能在导航里按原来的顺序找到每一节。"""
+    titles = []
+    for page in nav_pages():
+        first = (DOCS / page).read_text(encoding="utf-8").splitlines()[0]
+        titles.append(first.removeprefix("# ").strip())
+    found = [t for t in titles if t in ARTICLE_SECTIONS]
+    assert found == ARTICLE_SECTIONS, f"导航中的原文章节：{found}"
+
+
+def test_every_page_is_in_the_nav():
+    listed = set(nav_pages())
+    missing = [str(p.relative_to(DOCS)) for p in PAGES if str(p.relative_to(DOCS)) not in listed]
+    assert not missing, f"这些页面不在导航里：{missing}"
