@@ -2,13 +2,19 @@
 
 1. 给每个执行代码块（markdown-exec fence）自动加上 ``id="文件:片段"``，
    这样代码块出错时，markdown-exec 的 traceback 里直接写着出错的 snippet 文件和片段名；
-2. 给 markdown-exec 的警告加上出错页面的路径，严格构建（strict）失败时一眼就知道是哪一页。
+2. 给 markdown-exec 的警告加上出错页面的路径，严格构建（strict）失败时一眼就知道是哪一页；
+3. 把 Mermaid 和 MathJax 从 node_modules/（由 package-lock.json 锁定、nox 用 npm ci 安装）
+   放进网站的 assets/vendor/，读者的浏览器只向本站请求脚本，从不访问 CDN。
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File
 
 # 执行代码块的开头一行，紧跟着的是一行 --8<-- "path:section" 包含语句
 _EXEC_FENCE = re.compile(
@@ -66,3 +72,29 @@ def on_page_markdown(markdown, page, config, files):
 def on_page_content(html, page, config, files):
     _current_page[0] = ""
     return html
+
+
+# 网站路径 -> node_modules 里的来源（文件或目录）；mkdocs.yml 的 extra_javascript 引用这些网站路径
+VENDORED = {
+    "assets/vendor/mermaid/mermaid.min.js": "mermaid/dist/mermaid.min.js",
+    "assets/vendor/mathjax/tex-chtml.js": "mathjax/es5/tex-chtml.js",
+    # MathJax 按需加载的字体和 TeX 扩展，相对 tex-chtml.js 的位置查找
+    "assets/vendor/mathjax/output/chtml/fonts/woff-v2": "mathjax/es5/output/chtml/fonts/woff-v2",
+    "assets/vendor/mathjax/input/tex/extensions": "mathjax/es5/input/tex/extensions",
+}
+
+
+def on_files(files, config):
+    node_modules = Path(config.config_file_path).parent / "node_modules"
+    for site_path, source in VENDORED.items():
+        origin = node_modules / source
+        if not origin.exists():
+            raise PluginError(
+                f"缺少 {origin}：Mermaid 与 MathJax 由本站自己提供，不从 CDN 加载。"
+                "请运行 `nox -s docs`（它会执行 npm ci），或在仓库根目录运行 `npm ci`。"
+            )
+        for path in sorted(origin.rglob("*")) if origin.is_dir() else [origin]:
+            if path.is_file():
+                uri = site_path if path == origin else f"{site_path}/{path.relative_to(origin).as_posix()}"
+                files.append(File.generated(config, uri, abs_src_path=str(path)))
+    return files

@@ -28,6 +28,16 @@ def _install_requirements(session: nox.Session) -> None:
     stamp.write_text(digest)
 
 
+def _install_browser_assets(session: nox.Session) -> None:
+    """网站自带的 Mermaid 与 MathJax：按 package-lock.json 用 npm ci 装进 node_modules/（不入库）。"""
+    digest = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
+    stamp = ROOT / "node_modules" / ".package-lock.sha256"
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    session.run("npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
+    stamp.write_text(digest)
+
+
 def _pin(name: str) -> str:
     """从 requirements.txt 读出某个包的精确版本，版本只写在那一个地方。"""
     match = re.search(rf"^{re.escape(name)}==\S+", REQUIREMENTS.read_text(), re.MULTILINE)
@@ -40,6 +50,7 @@ def _pin(name: str) -> str:
 def docs(session: nox.Session) -> None:
     """严格构建网站到 site/。"""
     _install_requirements(session)
+    _install_browser_assets(session)
     session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=BUILD_ENV)
 
 
@@ -47,6 +58,7 @@ def docs(session: nox.Session) -> None:
 def serve(session: nox.Session) -> None:
     """本地预览：http://127.0.0.1:8000 ，改动 docs/ 或 snippets/ 自动重建。"""
     _install_requirements(session)
+    _install_browser_assets(session)
     session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs, env=BUILD_ENV)
 
 
@@ -54,6 +66,7 @@ def serve(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """运行全部测试：每个 snippet 的行为测试、严格构建和构建出的网站检查。"""
     _install_requirements(session)
+    _install_browser_assets(session)
     session.run("pytest", *session.posargs, env=BUILD_ENV)
 
 

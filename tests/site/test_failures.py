@@ -26,8 +26,12 @@ def _project_config_without_nav() -> str:
 def throwaway(tmp_path):
     """返回 build(pages: dict, snippets: dict) -> (returncode, log)。"""
 
-    def build(pages: dict[str, str], snippets: dict[str, str] | None = None):
+    def build(pages: dict[str, str], snippets: dict[str, str] | None = None, assets: bool = True):
         shutil.copy(ROOT / "hooks.py", tmp_path / "hooks.py")
+        if assets:
+            (tmp_path / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
+        for static in ("javascripts",):
+            shutil.copytree(ROOT / "docs" / static, tmp_path / "docs" / static)
         (tmp_path / "snippets").mkdir(exist_ok=True)
         nav = "".join(f"  - {name}\n" for name in pages)
         (tmp_path / "mkdocs.yml").write_text(_project_config_without_nav() + "nav:\n" + nav, encoding="utf-8")
@@ -86,7 +90,9 @@ def test_raising_snippet_fails_and_names_page_file_section_and_line(throwaway):
 
 
 def test_missing_snippet_file_fails_naming_the_path(throwaway):
-    code, log = throwaway({"index.md": "# 首页\n\n" + FENCE.format(session="index", target="snippets/nope.py:x")})
+    code, log = throwaway(
+        {"index.md": "# 首页\n\n" + FENCE.format(session="index", target="snippets/nope.py:x")}
+    )
     assert code != 0
     assert "snippets/nope.py" in log, log
 
@@ -102,7 +108,11 @@ def test_missing_section_fails_naming_the_section(throwaway):
 
 @pytest.mark.parametrize(
     "link",
-    ["[不存在的页](nowhere.md)", "[不存在的锚点](other.md#no-such-heading)", "[本页的坏锚点](#no-such-anchor)"],
+    [
+        "[不存在的页](nowhere.md)",
+        "[不存在的锚点](other.md#no-such-heading)",
+        "[本页的坏锚点](#no-such-anchor)",
+    ],
 )
 def test_broken_link_or_anchor_fails(throwaway, link):
     code, log = throwaway({"index.md": f"# 首页\n\n{link}\n", "other.md": "# 另一页\n\n## 真的标题\n"})
@@ -111,16 +121,30 @@ def test_broken_link_or_anchor_fails(throwaway, link):
 
 def test_good_links_and_chinese_anchors_pass(throwaway):
     code, log = throwaway(
-        {"index.md": "# 首页\n\n[去 5.2 节](other.md#52-源代码详细实现)\n", "other.md": "# 另一页\n\n## 5.2 源代码详细实现\n"}
+        {
+            "index.md": "# 首页\n\n[去 5.2 节](other.md#52-源代码详细实现)\n",
+            "other.md": "# 另一页\n\n## 5.2 源代码详细实现\n",
+        }
     )
     assert code == 0, log
+
+
+def test_missing_browser_assets_fail_with_what_to_run(throwaway):
+    """没装 Mermaid/MathJax 时构建失败并说明该运行什么，绝不悄悄退回 CDN。"""
+    code, log = throwaway({"index.md": "# 首页\n"}, assets=False)
+    assert code != 0
+    assert "npm ci" in log and "node_modules" in log, log
 
 
 def test_built_site_has_no_traceback_or_execution_error(built_site):
     offenders = []
     for page in sorted(Path(built_site.path).rglob("*.html")):
         text = page.read_text(encoding="utf-8")
-        for marker in ("Traceback (most recent call last)", "exited with errors", "exited with unexpected code"):
+        for marker in (
+            "Traceback (most recent call last)",
+            "exited with errors",
+            "exited with unexpected code",
+        ):
             if marker in text:
                 offenders.append(f"{page.relative_to(built_site.path)}: {marker}")
     assert not offenders, "构建出的页面里有执行错误：\n" + "\n".join(offenders)

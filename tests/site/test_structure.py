@@ -108,7 +108,9 @@ def test_exec_fences_use_the_page_session(md):
     session = md.relative_to(DOCS).with_suffix("").name
     for number, info, _ in python_fences(md):
         if 'exec="on"' in info:
-            assert f'session="{session}"' in info, f"{md.relative_to(ROOT)}:{number}: session 应为页面名 {session}"
+            assert f'session="{session}"' in info, (
+                f"{md.relative_to(ROOT)}:{number}: session 应为页面名 {session}"
+            )
 
 
 @pytest.mark.parametrize("snippet", SNIPPET_FILES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -21,7 +21,9 @@ def _actionlint() -> str:
 
 
 def _lint(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([_actionlint(), "-no-color", str(path)], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [_actionlint(), "-no-color", str(path)], capture_output=True, text=True, check=False
+    )
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
