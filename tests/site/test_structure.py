@@ -172,3 +172,14 @@ def test_every_page_is_in_the_nav():
     listed = set(nav_pages())
     missing = [str(p.relative_to(DOCS)) for p in PAGES if str(p.relative_to(DOCS)) not in listed]
     assert not missing, f"这些页面不在导航里：{missing}"
+
+
+def test_readme_table_lists_every_page():
+    """README 的“页面 ↔ 代码 ↔ 测试”表格与 docs/ 一致：新页面忘了登记时测试失败。"""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [str(p.relative_to(ROOT)) for p in PAGES if f"`{p.relative_to(ROOT).as_posix()}`" not in readme]
+    assert not missing, f"README 的表格里缺少这些页面：{missing}"
+    for snippet in SNIPPET_FILES:
+        assert f"`{snippet.relative_to(ROOT).as_posix()}`" in readme, (
+            f"README 的表格里缺少 {snippet.relative_to(ROOT)}"
+        )
