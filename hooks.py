@@ -1,20 +1,47 @@
 """Hello PyTorch 的构建钩子（mkdocs hooks）：全站只有这一个钩子模块。
 
-1. 给每个执行代码块（markdown-exec fence）自动加上 ``id="文件:片段"``，
-   这样代码块出错时，markdown-exec 的 traceback 里直接写着出错的 snippet 文件和片段名；
-2. 给 markdown-exec 的警告加上出错页面的路径，严格构建（strict）失败时一眼就知道是哪一页；
-3. 把 Mermaid 和 MathJax 从 node_modules/（由 package-lock.json 锁定、nox 用 npm ci 安装）
+1. 来源：给每个执行代码块（markdown-exec fence）自动加上 ``id="文件:片段"``；代码块出错时，
+   警告写明页面、snippet 文件、片段和文件里的行号，严格构建（strict）随之失败。
+2. 执行：markdown-exec 1.12.6 没有缓存也没有超时，这里包一层——
+   - 缓存：每个代码块的输出按“本块及同一页前面所有块的代码 + torch/Python 版本 + CACHE_VERSION”
+     存在 .cache/exec/；只改文字不重新执行，改了 snippet 只重新执行包含它的页面；
+     缓存命中的块先不执行，后面的块未命中时再按顺序补跑，保证会话状态正确；
+     HELLO_PYTORCH_COLD=1 强制全部重新执行（CI 与 GitHub Pages 总是这样构建）；
+   - 超时：单个代码块超过 BLOCK_TIMEOUT_S 秒就在它里面抛出 TimeoutError，构建失败并指出是哪一块；
+   - 记录：每页页脚写明代码在构建时运行、用时、版本、是否来自缓存；“运行时间”页列出每页用时；
+     site/exec-manifest.json 保存每个代码块的输出，供确定性测试逐块比较。
+3. 资源：把 Mermaid 和 MathJax 从 node_modules/（package-lock.json 锁定、nox 用 npm ci 安装）
    放进网站的 assets/vendor/，读者的浏览器只向本站请求脚本，从不访问 CDN。
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import html
+import json
 import logging
+import os
+import platform
 import re
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 
+from markdown_exec._internal.formatters import python as _mx_python
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
+
+# 改变执行环境或缓存格式时加一，旧缓存随之全部失效
+CACHE_VERSION = "1"
+# 单个代码块的运行时间上限（秒）；本站的例子都在几秒内跑完。测试用环境变量把它调小
+BLOCK_TIMEOUT_S = int(os.environ.get("HELLO_PYTORCH_BLOCK_TIMEOUT", "180"))
+# 片段名以这个后缀结尾的代码块打印的是测量值（计时），每次构建都不同，确定性比较时跳过
+MEASUREMENT_SUFFIX = "_timing"
+COLD_ENV = "HELLO_PYTORCH_COLD"
 
 # 执行代码块的开头一行，紧跟着的是一行 --8<-- "path:section" 包含语句
 _EXEC_FENCE = re.compile(
@@ -22,8 +49,14 @@ _EXEC_FENCE = re.compile(
     r'(?P=indent)--8<--[ \t]+"(?P<target>[^"]+)"[ \t]*$',
     re.MULTILINE,
 )
+_SESSION = re.compile(r'\bsession="([^"]+)"')
+_FRAME = re.compile(r'File "<code block: id (?P<path>[^:>"]+):(?P<section>[\w-]+)>", line (?P<line>\d+)')
+# markdown-exec 经 mkdocs 的插件日志记录执行错误；过滤器要挂在发出记录的那个 logger 上。
+# tests/site/test_failures.py 检查错误信息里带着页面路径，这个名字变了测试会失败。
+_EXEC_LOGGER = "mkdocs.plugins.markdown_exec._internal.formatters.base"
 
-_current_page: list[str] = [""]
+
+# ---------------------------------------------------------------- 1. 来源与错误信息
 
 
 def _add_ids(markdown: str) -> str:
@@ -38,41 +71,282 @@ def _add_ids(markdown: str) -> str:
     return _EXEC_FENCE.sub(label, markdown)
 
 
+def _file_line(root: Path, path: str, section: str, line: int) -> int | None:
+    """片段里的第 line 行，是 snippet 文件的第几行。"""
+    try:
+        lines = (root / path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    marker = f"[start:{section}]"
+    for number, text in enumerate(lines, start=1):
+        if marker in text:
+            return number + line
+    return None
+
+
 class _NamePage(logging.Filter):
-    """在 markdown-exec 的警告前面写上出错的页面。"""
+    """在 markdown-exec 的警告前面写上页面，后面写上出错的 snippet 文件行号。"""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _current_page[0] and record.levelno >= logging.WARNING:
-            record.msg = f"[页面 docs/{_current_page[0]}] {record.msg}"
+        if _build.page and record.levelno >= logging.WARNING:
+            message = str(record.msg)
+            where = [
+                f"{m['path']} 第 {n} 行"
+                for m in _FRAME.finditer(message)
+                if (n := _file_line(_build.root, m["path"], m["section"], int(m["line"])))
+            ]
+            suffix = f"\n出错位置：{where[-1]}\n" if where else ""
+            record.msg = f"[页面 docs/{_build.page}] {message}{suffix}"
         return True
 
 
 _filter = _NamePage()
 
 
-# markdown-exec 经 mkdocs 的插件日志记录执行错误；过滤器要挂在发出记录的那个 logger 上。
-# tests/site/test_failures.py 检查错误信息里确实带着页面路径，这个名字变了测试会失败。
-_EXEC_LOGGER = "mkdocs.plugins.markdown_exec._internal.formatters.base"
+# ---------------------------------------------------------------- 2. 执行：缓存、超时、记录
+
+
+@dataclass
+class _Block:
+    id: str
+    code: str
+    output: str
+    seconds: float
+    cached: bool
+    produced: str
+    measurement: bool
+
+
+@dataclass
+class _Session:
+    chain: str = ""
+    pending: list[tuple[str, str | None, dict]] = field(default_factory=list)
+    blocks: list[_Block] = field(default_factory=list)
+
+
+@dataclass
+class _Build:
+    root: Path = Path()
+    cache: Path = Path()
+    cold: bool = False
+    dirty: bool = False
+    page: str = ""
+    sessions: dict[str, _Session] = field(default_factory=dict)
+    # 页面 -> 该页的会话名；页面按构建顺序
+    pages: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+
+
+_build = _Build()
+# mkdocs serve 每次重建都会重新导入本模块：原始函数只取一次，避免层层包裹
+_original_run = _mx_python.__dict__.setdefault("_hello_pytorch_original_run", _mx_python._run_python)
+
+
+def _environment() -> str:
+    return f"torch {version('torch')} · Python {platform.python_version()}"
+
+
+def _key(chain: str, code: str) -> str:
+    return hashlib.sha256(f"{CACHE_VERSION}\0{_environment()}\0{chain}\0{code}".encode()).hexdigest()
+
+
+def _read_cache(key: str) -> dict | None:
+    """读一条缓存；文件损坏、被截断或内容对不上校验和时当作没有，绝不显示。"""
+    path = _build.cache / f"{key}.json"
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        ok = hashlib.sha256(entry["output"].encode()).hexdigest() == entry["sha256"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return entry if ok else None
+
+
+def _write_cache(key: str, output: str, seconds: float, produced: str) -> None:
+    _build.cache.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "output": output,
+        "sha256": hashlib.sha256(output.encode()).hexdigest(),
+        "seconds": seconds,
+        "produced": produced,
+    }
+    tmp = _build.cache / f"{key}.json.tmp"
+    tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(_build.cache / f"{key}.json")
+
+
+class SnippetTimeoutError(TimeoutError):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(label: str):
+    """在代码块里抛出 SnippetTimeoutError；只在主线程可用（mkdocs build 与 serve 的构建都在主线程）。"""
+
+    def expire(signum, frame):
+        raise SnippetTimeoutError(f"{label} 运行超过 {BLOCK_TIMEOUT_S} 秒，被中止")
+
+    try:
+        previous = signal.signal(signal.SIGALRM, expire)
+    except ValueError:  # 不在主线程：没有超时保护，但照常运行
+        yield
+        return
+    signal.setitimer(signal.ITIMER_REAL, BLOCK_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _run(code: str, returncode=None, session=None, id=None, **extra):
+    """替换 markdown-exec 的 _run_python：先查缓存，未命中时补跑前面的块再执行本块。"""
+    state = _build.sessions.setdefault(session or "", _Session())
+    key = _key(state.chain, code)
+    state.chain = key
+    _build.used.add(key)
+    block_id = id or f"{session}#{len(state.blocks) + 1}"
+    measurement = block_id.endswith(MEASUREMENT_SUFFIX)
+    entry = None if _build.cold else _read_cache(key)
+    if entry is not None:
+        state.pending.append((code, id, extra))
+        state.blocks.append(
+            _Block(block_id, code, entry["output"], entry["seconds"], True, entry["produced"], measurement)
+        )
+        return entry["output"]
+    label = f"docs/{_build.page} 的代码块 {block_id}"
+    with _time_limit(label):
+        for pending_code, pending_id, pending_extra in state.pending:
+            _original_run(
+                pending_code, returncode=returncode, session=session, id=pending_id, **pending_extra
+            )
+        state.pending.clear()
+        start = time.perf_counter()
+        output = _original_run(code, returncode=returncode, session=session, id=id, **extra)
+        seconds = time.perf_counter() - start
+    produced = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    _write_cache(key, output, seconds, produced)
+    state.blocks.append(_Block(block_id, code, output, seconds, False, produced, measurement))
+    return output
+
+
+_mx_python._run_python = _run
+
+
+def _footer(blocks: list[_Block]) -> str:
+    seconds = sum(b.seconds for b in blocks)
+    if all(b.cached for b in blocks):
+        when = min(b.produced for b in blocks)
+        source = f"输出取自构建缓存（产生于 {when}）"
+    elif any(b.cached for b in blocks):
+        source = "部分输出取自构建缓存，其余在本次构建中运行"
+    else:
+        source = "输出全部在本次构建中产生"
+    return (
+        '\n<div class="hp-provenance" markdown="0"><p>'
+        f"本页的 {len(blocks)} 个代码块在构建网站时运行，用时 {seconds:.1f} 秒（计时，每次构建不同）；"
+        f"{html.escape(_environment())}；{source}。"
+        '<a href="{runtime}">各页运行时间</a></p></div>\n'
+    )
+
+
+def _runtime_table() -> str:
+    rows = []
+    total = 0.0
+    for page, session in _build.pages.items():
+        blocks = _build.sessions.get(session, _Session()).blocks
+        if not blocks:
+            continue
+        seconds = sum(b.seconds for b in blocks)
+        total += seconds
+        cached = (
+            "是" if all(b.cached for b in blocks) else ("部分" if any(b.cached for b in blocks) else "否")
+        )
+        rows.append(
+            f'<tr><td><a href="../{html.escape(_build.urls[page])}">{html.escape(page)}</a></td><td>{len(blocks)}</td>'
+            f"<td>{seconds:.2f}</td><td>{cached}</td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>页面</th><th>代码块</th><th>用时（秒，计时）</th><th>来自缓存</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody><tfoot><tr><td>合计</td><td></td><td>{total:.2f}</td><td></td></tr>"
+        "</tfoot></table>"
+    )
+
+
+# ---------------------------------------------------------------- mkdocs 事件
+
+
+def on_startup(command, dirty):
+    _build.dirty = dirty
 
 
 def on_config(config):
     # jieba 每次构建都打印“Building prefix dict…”，那不是警告；让构建输出只剩真正的问题
     logging.getLogger("jieba").setLevel(logging.WARNING)
     logger = logging.getLogger(_EXEC_LOGGER)
-    if _filter not in logger.filters:
-        logger.addFilter(_filter)
+    for old in [f for f in logger.filters if type(f).__name__ == "_NamePage"]:
+        logger.removeFilter(old)
+    logger.addFilter(_filter)
+    _build.root = Path(config.config_file_path).parent
+    _build.cache = _build.root / ".cache" / "exec"
+    _build.cold = os.environ.get(COLD_ENV, "") not in ("", "0")
+    _build.sessions.clear()
+    _build.pages.clear()
+    _build.urls.clear()
+    _build.used.clear()
     return config
 
 
 def on_page_markdown(markdown, page, config, files):
-    _current_page[0] = page.file.src_uri
+    _build.page = page.file.src_uri
+    sessions = set(_SESSION.findall(markdown))
+    for session in sessions:
+        # 每次构建都从干净的会话开始（mkdocs serve 重建时，上一次的变量还留在内存里）
+        _mx_python._sessions_globals.pop(session, None)
+        _build.sessions.pop(session, None)
+    if sessions:
+        _build.pages[page.file.src_uri] = sorted(sessions)[0]
+        _build.urls[page.file.src_uri] = page.url
     return _add_ids(markdown)
 
 
-def on_page_content(html, page, config, files):
-    _current_page[0] = ""
-    return html
+def on_page_content(html_text, page, config, files):
+    _build.page = ""
+    session = _build.pages.get(page.file.src_uri)
+    blocks = _build.sessions.get(session, _Session()).blocks if session else []
+    if blocks:
+        runtime_page = files.get_file_from_path("runtime.md")
+        runtime = runtime_page.url_relative_to(page.file) if runtime_page else ""
+        html_text += _footer(blocks).replace("{runtime}", html.escape(runtime))
+    return html_text
 
+
+def on_page_context(context, page, config, nav):
+    if page.file.src_uri == "runtime.md":
+        page.content = page.content.replace("<p>RUNTIME_TABLE</p>", _runtime_table())
+    return context
+
+
+def on_post_build(config):
+    manifest = {
+        page: [
+            {"id": b.id, "code": b.code, "output": b.output, "measurement": b.measurement, "cached": b.cached}
+            for b in _build.sessions.get(session, _Session()).blocks
+        ]
+        for page, session in _build.pages.items()
+    }
+    site = Path(config.site_dir)
+    (site / "exec-manifest.json").write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
+    )
+    # 每次（非 dirty）构建都渲染全部页面，没用到的缓存条目就是过期的
+    if not _build.dirty and _build.cache.is_dir():
+        for entry in _build.cache.glob("*.json"):
+            if entry.stem not in _build.used:
+                entry.unlink()
+
+
+# ---------------------------------------------------------------- 3. 自带的浏览器脚本
 
 # 网站路径 -> node_modules 里的来源（文件或目录）；mkdocs.yml 的 extra_javascript 引用这些网站路径
 VENDORED = {

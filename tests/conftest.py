@@ -9,8 +9,10 @@ import io
 import os
 import re
 import runpy
+import shutil
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -51,11 +53,40 @@ def run_snippet():
     return _run_snippet
 
 
-def mkdocs_build(config: Path, site_dir: Path, cwd: Path, timeout: int = BUILD_TIMEOUT):
-    """用 --strict 构建一个站点，返回 CompletedProcess（stdout 与 stderr 合并）。"""
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+def can_unshare_net() -> bool:
+    """能否在没有网络的命名空间里运行（root 下的 unshare --net）。"""
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True, check=False).returncode == 0
+
+
+def mkdocs_build(
+    config: Path,
+    site_dir: Path,
+    cwd: Path,
+    timeout: int = BUILD_TIMEOUT,
+    offline: bool = False,
+    **env_extra: str,
+):
+    """用 --strict 冷构建一个站点（不读执行缓存），返回 CompletedProcess（stdout 与 stderr 合并）。
+
+    offline=True 时在没有网络的命名空间里构建（unshare --net）。
+    """
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HELLO_PYTORCH_COLD": "1", **env_extra}
+    prefix = ["unshare", "--net"] if offline else []
     return subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site_dir)],
+        [
+            *prefix,
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "-f",
+            str(config),
+            "-d",
+            str(site_dir),
+        ],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -70,6 +101,7 @@ def mkdocs_build(config: Path, site_dir: Path, cwd: Path, timeout: int = BUILD_T
 class BuiltSite:
     path: Path
     log: str
+    offline: bool
 
     def html(self, page: str) -> str:
         """page 是 docs/ 下的 Markdown 路径，例如 "part1/ch05_hello.md"。"""
@@ -84,8 +116,52 @@ class BuiltSite:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> BuiltSite:
-    """整个网站的严格构建（strict），一次测试会话只做一次。"""
+    """整个网站的严格冷构建，一次测试会话只做一次；能断网时就在断网的命名空间里构建。"""
     site_dir = tmp_path_factory.mktemp("site")
-    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT)
+    offline = can_unshare_net()
+    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline)
     assert result.returncode == 0, f"严格构建失败：\n{result.stdout[-8000:]}"
-    return BuiltSite(path=site_dir, log=result.stdout)
+    return BuiltSite(path=site_dir, log=result.stdout, offline=offline)
+
+
+# ---------------------------------------------------------------- 临时小站点（测失败模式与保证）
+
+FENCE = '```python exec="on" session="{session}" source="above" result="text"\n--8<-- "{target}"\n```\n'
+
+
+def _project_config_without_nav() -> str:
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    head, sep, _ = text.rpartition("\nnav:\n")
+    assert sep, "mkdocs.yml 应以 nav: 结尾"
+    return head + "\n"
+
+
+@pytest.fixture
+def throwaway(tmp_path):
+    """临时小站点：本项目的 mkdocs.yml 与 hooks.py 原样复制，只换掉导航和页面。
+
+    返回 build(pages, snippets, assets=True, **env) -> (returncode, log)。
+    """
+
+    def build(pages: dict[str, str], snippets: dict[str, str] | None = None, assets: bool = True, **env: str):
+        shutil.copy(ROOT / "hooks.py", tmp_path / "hooks.py")
+        modules = tmp_path / "node_modules"
+        if assets and not modules.exists():
+            modules.symlink_to(ROOT / "node_modules", target_is_directory=True)
+        for static in ("javascripts", "stylesheets"):
+            shutil.copytree(ROOT / "docs" / static, tmp_path / "docs" / static, dirs_exist_ok=True)
+        (tmp_path / "snippets").mkdir(exist_ok=True)
+        nav = "".join(f"  - {name}\n" for name in pages)
+        (tmp_path / "mkdocs.yml").write_text(_project_config_without_nav() + "nav:\n" + nav, encoding="utf-8")
+        for name, text in pages.items():
+            path = tmp_path / "docs" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
+        for name, text in (snippets or {}).items():
+            path = tmp_path / "snippets" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
+        result = mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site", cwd=tmp_path, timeout=300, **env)
+        return result.returncode, result.stdout
+
+    return build

@@ -6,50 +6,11 @@
 
 from __future__ import annotations
 
-import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, mkdocs_build
-
-
-def _project_config_without_nav() -> str:
-    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
-    head, sep, _ = text.rpartition("\nnav:\n")
-    assert sep, "mkdocs.yml 应以 nav: 结尾"
-    return head + "\n"
-
-
-@pytest.fixture
-def throwaway(tmp_path):
-    """返回 build(pages: dict, snippets: dict) -> (returncode, log)。"""
-
-    def build(pages: dict[str, str], snippets: dict[str, str] | None = None, assets: bool = True):
-        shutil.copy(ROOT / "hooks.py", tmp_path / "hooks.py")
-        if assets:
-            (tmp_path / "node_modules").symlink_to(ROOT / "node_modules", target_is_directory=True)
-        for static in ("javascripts",):
-            shutil.copytree(ROOT / "docs" / static, tmp_path / "docs" / static)
-        (tmp_path / "snippets").mkdir(exist_ok=True)
-        nav = "".join(f"  - {name}\n" for name in pages)
-        (tmp_path / "mkdocs.yml").write_text(_project_config_without_nav() + "nav:\n" + nav, encoding="utf-8")
-        for name, text in pages.items():
-            path = tmp_path / "docs" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text), encoding="utf-8")
-        for name, text in (snippets or {}).items():
-            path = tmp_path / "snippets" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(textwrap.dedent(text), encoding="utf-8")
-        result = mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site", cwd=tmp_path, timeout=300)
-        return result.returncode, result.stdout
-
-    return build
-
-
-FENCE = '```python exec="on" session="{session}" source="above" result="text"\n--8<-- "{target}"\n```\n'
+from tests.conftest import FENCE
 
 GOOD_SNIPPET = """\
 # --8<-- [start:ok]
