@@ -1,5 +1,6 @@
-// MathJax 3 的配置（按 mkdocs-material 文档的写法）：只排版 arithmatex 标出的公式，
-// 每次 instant 导航换页后重新排版。MathJax 本身由本站自己提供（见 package.json 与 hooks.py）。
+// MathJax 3 的配置：只排版 arithmatex 标出的公式。MathJax 本身由本站自己提供（见 package.json 与 hooks.py）。
+// 启动时不自动排版；就绪后订阅 mkdocs-material 的 document$，首次加载和每次 instant 导航换页都排版一次。
+// （如果启动时自动排版、又在订阅里清缓存重排，字符的 CSS 会丢失，公式显示成空白。）
 window.MathJax = {
   tex: {
     inlineMath: [["\\(", "\\)"]],
@@ -11,11 +12,16 @@ window.MathJax = {
     ignoreHtmlClass: ".*|",
     processHtmlClass: "arithmatex",
   },
+  startup: {
+    typeset: false,
+    ready() {
+      MathJax.startup.defaultReady();
+      document$.subscribe(() => {
+        MathJax.startup.output.clearCache();
+        MathJax.typesetClear();
+        MathJax.texReset();
+        MathJax.typesetPromise();
+      });
+    },
+  },
 };
-
-document$.subscribe(() => {
-  MathJax.startup.output.clearCache();
-  MathJax.typesetClear();
-  MathJax.texReset();
-  MathJax.typesetPromise();
-});
