@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -290,6 +291,11 @@ def on_config(config):
     _build.root = Path(config.config_file_path).parent
     _build.cache = _build.root / ".cache" / "exec"
     _build.cold = os.environ.get(COLD_ENV, "") not in ("", "0")
+    # 像 `python snippets/part2/x.py` 那样，snippet 可以导入同目录的库模块（如 snippets/part2/_tinygpt.py）
+    snippets = _build.root / "snippets"
+    for folder in sorted({p.parent for p in snippets.rglob("*.py")}) if snippets.is_dir() else []:
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
     _build.sessions.clear()
     _build.pages.clear()
     _build.urls.clear()

@@ -42,6 +42,9 @@ class SnippetRun:
 def _run_snippet(relpath: str) -> SnippetRun:
     path = ROOT / relpath
     buffer = io.StringIO()
+    # 和 `python snippets/.../x.py` 一样：snippet 能导入同目录的库模块
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     with contextlib.redirect_stdout(buffer):
         namespace = runpy.run_path(str(path), run_name="__snippet__")
     return SnippetRun(stdout=buffer.getvalue(), ns=MappingProxyType(namespace))
