@@ -32,6 +32,10 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+# 构建进程里只用一个线程跑 PyTorch：本站的例子都很小，多线程在 2 核机器上反而更慢、更不稳定；
+# 固定线程数也让浮点结果逐次构建一致。必须在任何 snippet 导入 torch 之前设置（tests/conftest.py 同样）。
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from markdown_exec._internal.formatters import python as _mx_python
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
