@@ -1,0 +1,103 @@
+"""第 7 章：大模型要多少内存？全量微调和 LoRA 各要训练多少参数？"""
+
+# --8<-- [start:memory]
+import torch
+from torch import nn
+
+# 每个参数占多少字节
+BYTES_PER_PARAM = {
+    "fp32 权重": 4,
+    "bf16 权重": 2,
+    # Adam 训练：权重 + 梯度 + 两份 Adam 状态（m 和 v），合计约 16 字节/参数
+    "Adam 训练": 16,
+}
+MODEL_PARAMS = {"125M": 125e6, "7B": 7e9, "70B": 70e9}
+GB = 1e9  # 这里的 GB 指 10^9 字节
+
+memory_gb = {
+    model: {kind: n * nbytes / GB for kind, nbytes in BYTES_PER_PARAM.items()}
+    for model, n in MODEL_PARAMS.items()
+}
+# 打印成一张 Markdown 表格
+print("| 参数量 | " + " | ".join(BYTES_PER_PARAM) + " |")
+print("|---|" + "---:|" * len(BYTES_PER_PARAM))
+for model, row in memory_gb.items():
+    print(f"| {model} | " + " | ".join(f"{gb:,.2f} GB" for gb in row.values()) + " |")
+# --8<-- [end:memory]
+
+# --8<-- [start:memory_summary]
+gpus_80gb_for_70b = memory_gb["70B"]["Adam 训练"] / 80
+print(
+    f"用 Adam 全量训练 70B 模型，仅权重、梯度和优化器状态就要约 **{memory_gb['70B']['Adam 训练']:,.0f} GB**，"
+    f"相当于 **{gpus_80gb_for_70b:.0f}** 张 80 GB 显卡的全部显存——这还没算激活值。"
+)
+# --8<-- [end:memory_summary]
+
+# --8<-- [start:lora_count]
+d_model, rank = 4096, 8
+full_params = d_model * d_model  # 一个 d×d 权重矩阵
+lora_params = rank * d_model + d_model * rank  # A 是 r×d，B 是 d×r
+print(f"一个 {d_model}×{d_model} 的权重矩阵：{full_params:,} 个参数")
+print(f"秩 r={rank} 的 LoRA（A 和 B）：{lora_params:,} 个参数，占 {lora_params / full_params:.2%}")
+
+# 假设：像 LLaMA 2 7B 那样有 32 层、隐藏维度 4096，只在每层的 q、v 两个投影上加 LoRA
+n_layers, n_adapted = 32, 2
+lora_params_7b = n_layers * n_adapted * lora_params
+lora_state_gb = lora_params_7b * BYTES_PER_PARAM["Adam 训练"] / GB
+frozen_gb = memory_gb["7B"]["bf16 权重"]
+print(f"7B 模型上 LoRA 的可训练参数：{lora_params_7b:,} 个，占 {lora_params_7b / MODEL_PARAMS['7B']:.3%}")
+print(f"LoRA 微调 7B：冻结的 bf16 权重 {frozen_gb:.1f} GB + LoRA 的训练状态 {lora_state_gb:.3f} GB")
+print(f"全量微调 7B（Adam）：{memory_gb['7B']['Adam 训练']:.1f} GB")
+# --8<-- [end:lora_count]
+
+
+# --8<-- [start:lora_layer]
+class LoRALinear(nn.Module):
+    """冻结的线性层 W，旁边并联一个低秩更新 (alpha/r)·BA。"""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float = 1.0):
+        super().__init__()
+        self.base = base
+        self.base.requires_grad_(False)  # 预训练权重不动
+        self.lora_a = nn.Parameter(torch.randn(rank, base.in_features) * 0.01)
+        # B 从 0 开始：刚加上 LoRA 时，模型的输出和原模型完全一样
+        self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+        self.scale = alpha / rank
+
+    def forward(self, x):
+        return self.base(x) + self.scale * (x @ self.lora_a.T @ self.lora_b.T)
+
+
+torch.manual_seed(0)
+pretrained = nn.Linear(64, 64)  # 假装这是一个预训练好的层
+lora_layer = LoRALinear(pretrained, rank=4, alpha=4.0)
+x_check = torch.randn(3, 64)
+same_at_start = torch.equal(lora_layer(x_check), pretrained(x_check))
+trainable = sum(p.numel() for p in lora_layer.parameters() if p.requires_grad)
+frozen = sum(p.numel() for p in lora_layer.parameters() if not p.requires_grad)
+print("刚加上 LoRA 时输出与原层相同:", same_at_start)
+print(f"可训练参数 {trainable:,} 个，冻结参数 {frozen:,} 个")
+# --8<-- [end:lora_layer]
+
+# --8<-- [start:lora_train]
+# 玩具“下游任务”：目标层 = 预训练层 + 一个秩为 2 的改动
+with torch.no_grad():
+    delta = 0.5 * torch.randn(64, 2) @ torch.randn(2, 64) / 8
+    target_weight = pretrained.weight + delta
+X_task = torch.randn(512, 64)
+y_task = X_task @ target_weight.T + pretrained.bias
+
+weight_before = pretrained.weight.detach().clone()
+optimizer = torch.optim.Adam([p for p in lora_layer.parameters() if p.requires_grad], lr=1e-2)
+lora_losses = []
+for step in range(200):
+    optimizer.zero_grad()
+    loss = nn.functional.mse_loss(lora_layer(X_task), y_task)
+    loss.backward()
+    optimizer.step()
+    lora_losses.append(loss.item())
+    if step % 50 == 0 or step == 199:
+        print(f"第 {step + 1:3d} 步  损失 {loss.item():.5f}")
+base_unchanged = torch.equal(pretrained.weight, weight_before)
+print("预训练权重 W 保持不变:", base_unchanged)
+# --8<-- [end:lora_train]

@@ -1,0 +1,118 @@
+"""第 10 章：常见问题——检查安装、调试 NaN、加速、形状错误、梯度累加、随机种子。"""
+
+# --8<-- [start:install]
+import platform
+import time
+import warnings
+
+import torch
+from torch import nn
+
+print("PyTorch 版本:", torch.__version__)
+print("Python 版本:", platform.python_version())
+print("CUDA 可用:", torch.cuda.is_available())
+# 做一次真正的张量运算，确认计算库能用
+a = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+install_check = a @ a.T
+print("a @ a.T =", install_check.tolist())
+# --8<-- [end:install]
+
+# --8<-- [start:nan_where]
+x = torch.tensor([-1.0, 4.0], requires_grad=True)
+# 想对负数返回 0、对正数开平方：前向结果完全正常
+y = torch.where(x > 0, torch.sqrt(x), torch.zeros_like(x))
+y.sum().backward()
+print("前向结果:", y.tolist())
+print("梯度:", x.grad.tolist())
+# --8<-- [end:nan_where]
+
+# --8<-- [start:anomaly]
+anomaly_error = None
+x = torch.tensor([-1.0, 4.0], requires_grad=True)
+with torch.autograd.set_detect_anomaly(True), warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    y = torch.where(x > 0, torch.sqrt(x), torch.zeros_like(x))
+    try:
+        y.sum().backward()
+    except RuntimeError as err:
+        anomaly_error = err
+print("捕获到的异常:", type(anomaly_error).__name__)
+print("异常信息第一行:", str(anomaly_error).splitlines()[0])
+# 异常模式同时发出一条警告，后面附有产生这个操作的前向代码位置
+anomaly_warning = next(str(w.message) for w in caught if "Error detected" in str(w.message))
+print("警告第一行:", anomaly_warning.splitlines()[0])
+# --8<-- [end:anomaly]
+
+# --8<-- [start:nan_fix]
+x = torch.tensor([-1.0, 4.0], requires_grad=True)
+# 先把不合法的输入换成安全值，再开平方：两条分支的梯度都有限
+safe_x = torch.where(x > 0, x, torch.ones_like(x))
+y = torch.where(x > 0, torch.sqrt(safe_x), torch.zeros_like(x))
+y.sum().backward()
+fixed_grad = x.grad.clone()
+print("修正后的梯度:", fixed_grad.tolist())
+# --8<-- [end:nan_fix]
+
+# --8<-- [start:no_grad]
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(100, 256), nn.ReLU(), nn.Linear(256, 10))
+inputs = torch.randn(2000, 100)
+
+out_tracked = model(inputs)
+with torch.no_grad():
+    out_inference = model(inputs)
+print("默认：输出记录了计算图吗?", out_tracked.grad_fn is not None)
+print("no_grad：输出记录了计算图吗?", out_inference.grad_fn is not None)
+# --8<-- [end:no_grad]
+
+# --8<-- [start:batching_timing]
+with torch.no_grad():
+    start = time.perf_counter()
+    looped = torch.stack([model(row) for row in inputs])  # 一次送一个样本
+    looped_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    batched = model(inputs)  # 一次送整批
+    batched_seconds = time.perf_counter() - start
+
+print("两种算法结果一致:", torch.allclose(looped, batched, atol=1e-5))
+print(f"本次测量：逐个样本 {looped_seconds * 1000:.1f} ms，整批 {batched_seconds * 1000:.1f} ms")
+# --8<-- [end:batching_timing]
+
+# --8<-- [start:shape]
+layer = nn.Linear(10, 1)
+wrong = torch.randn(10, 1)  # 10 个样本、每个 1 个特征？还是 1 个样本、10 个特征？
+shape_error = None
+try:
+    layer(wrong)
+except RuntimeError as err:
+    shape_error = err
+print("错误:", shape_error)
+print("输入形状:", tuple(wrong.shape), " 层要求最后一维是:", layer.in_features)
+right = torch.randn(4, 10)  # (样本数, 特征数)
+print("改正后输出形状:", tuple(layer(right).shape))
+# --8<-- [end:shape]
+
+# --8<-- [start:accumulate]
+w = torch.tensor(3.0, requires_grad=True)
+(w**2).backward()
+grad_once = w.grad.item()
+(w**2).backward()  # 没有清零，又算了一次
+grad_twice = w.grad.item()
+w.grad = None  # optimizer.zero_grad() 做的就是这件事
+(w**2).backward()
+grad_after_reset = w.grad.item()
+print("第一次 backward 后:", grad_once)
+print("不清零再 backward 一次:", grad_twice)
+print("清零后再 backward:", grad_after_reset)
+# --8<-- [end:accumulate]
+
+# --8<-- [start:seed]
+torch.manual_seed(42)
+first_draw = torch.randn(3)
+torch.manual_seed(42)
+second_draw = torch.randn(3)
+third_draw = torch.randn(3)  # 没有重新设种子
+print("同一个种子，两次结果相同:", torch.equal(first_draw, second_draw))
+print("不重设种子，下一次结果相同:", torch.equal(second_draw, third_draw))
+# --8<-- [end:seed]

@@ -1,0 +1,38 @@
+"""第 1 章：参数计数与模型规模比较、scaled_dot_product_attention 与手写注意力一致。"""
+
+import torch
+
+
+def test_hello_model_has_eleven_parameters(run_snippet):
+    run = run_snippet("snippets/part1/ch01_background.py")
+    # nn.Linear(10, 1)：10 个权重 + 1 个偏置
+    assert run.ns["hello_params"] == 10 * 1 + 1, f"参数个数应为 11，实际 {run.ns['hello_params']}"
+
+
+def test_model_sizes_and_ratios(run_snippet):
+    run = run_snippet("snippets/part1/ch01_background.py")
+    sizes = run.ns["model_sizes"]
+    assert sizes["GPT-2（2019）"] == 1.5e9
+    assert sizes["GPT-3（2020）"] == 175e9
+    assert sizes["LLaMA 2 7B（2023）"] == 7e9
+    assert sizes["LLaMA 2 70B（2023）"] == 70e9
+    for name, ratio in run.ns["size_ratios"].items():
+        assert ratio == sizes[name] / 11, f"{name} 的倍数算错了"
+
+
+def test_sdpa_matches_manual_attention(run_snippet):
+    ns = run_snippet("snippets/part1/ch01_background.py").ns
+    q, k, v = ns["q"], ns["k"], ns["v"]
+    weights = torch.softmax(q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5, dim=-1)
+    # 注意力权重每行是一个概率分布
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 5))
+    torch.testing.assert_close(ns["fused_attention"], weights @ v)
+    assert ns["attention_matches"] is True
+
+
+def test_output_has_key_lines(run_snippet):
+    out = run_snippet("snippets/part1/ch01_background.py").stdout
+    assert "Hello PyTorch 模型的参数总数: 11" in out
+    assert "GPT-3（2020）：175B（1750 亿）个参数" in out
+    assert "**$1.6 \\times 10^{10}$**" in out
+    assert "一致（容差 1e-5）: True" in out

@@ -1,0 +1,87 @@
+"""第 5 章：原文代码的两个报错真实存在；修正后的程序在测试集上明显胜过“猜多数类”，损失确实下降。"""
+
+import torch
+
+SNIPPET = "snippets/part1/ch05_hello.py"
+
+
+def test_article_listing_raises_shape_error(run_snippet):
+    err = run_snippet(SNIPPET).ns["shape_error"]
+    assert isinstance(err, RuntimeError), (
+        f"原文 x = torch.randn(10, 1) 应该引发 RuntimeError，实际得到 {err!r}"
+    )
+    assert "mat1 and mat2 shapes cannot be multiplied" in str(err)
+    assert "10x1 and 10x1" in str(err)
+
+
+def test_article_bce_on_raw_output_and_real_targets_fails(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    input_error, target_error = ns["input_error"], ns["target_error"]
+    assert isinstance(input_error, RuntimeError), f"线性层原始输出进 BCELoss 应报错，实际 {input_error!r}"
+    assert "all elements of input should be between 0 and 1" in str(input_error)
+    assert isinstance(target_error, RuntimeError), f"torch.randn 目标进 BCELoss 应报错，实际 {target_error!r}"
+    assert "all elements of target should be between 0 and 1" in str(target_error)
+
+
+def test_data_is_a_real_split(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    X_train, X_test, y_train = ns["X_train"], ns["X_test"], ns["y_train"]
+    assert X_train.shape[1] == X_test.shape[1] == 10, "每个样本应有 10 个特征，和 nn.Linear(10, 1) 对得上"
+    assert set(y_train.unique().tolist()) == {0.0, 1.0}, "二分类标签应只有 0 和 1"
+    train_idx, test_idx = set(ns["train_idx"].tolist()), set(ns["test_idx"].tolist())
+    assert not train_idx & test_idx, "训练集和测试集不能有重叠的样本"
+    assert len(train_idx) + len(test_idx) == ns["num_samples"]
+
+
+def test_training_loss_falls(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    train_losses, test_losses = ns["train_losses"], ns["test_losses"]
+    assert len(train_losses) == len(test_losses) == ns["num_epochs"]
+    assert train_losses[-1] < 0.5 * train_losses[0], (
+        f"训练损失没有明显下降：{train_losses[0]:.3f} -> {train_losses[-1]:.3f}"
+    )
+    assert test_losses[-1] < 0.5 * test_losses[0], (
+        f"测试损失没有明显下降：{test_losses[0]:.3f} -> {test_losses[-1]:.3f}"
+    )
+
+
+def test_accuracy_beats_majority_baseline(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    y_test = ns["y_test"]
+    positive = y_test.mean().item()
+    baseline = max(positive, 1 - positive)  # 永远猜多数类
+    acc = ns["test_accuracy"]
+    assert acc >= baseline + 0.15, f"测试准确率 {acc:.1%} 没有比多数类基线 {baseline:.1%} 高出 15 个百分点"
+    # 重新算一遍准确率，确认打印的数字来自真正的预测
+    with torch.no_grad():
+        recomputed = ((ns["model"](ns["X_test"]) > 0).float() == y_test).float().mean().item()
+    assert abs(recomputed - acc) < 1e-6
+
+
+def test_model_learns_the_hidden_rule(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert ns["similarity"] > 0.9, f"学到的权重方向应接近隐藏规则，余弦相似度只有 {ns['similarity']:.3f}"
+
+
+def test_bce_with_logits_equals_sigmoid_bce_until_clamping(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    with_logits, sigmoid_then_bce = ns["with_logits"].detach(), ns["sigmoid_then_bce"].detach()
+    torch.testing.assert_close(with_logits[0], sigmoid_then_bce[0])  # 普通的 logit：两种写法相同
+    torch.testing.assert_close(with_logits[1], torch.tensor([120.0]))  # 真实损失是 120
+    torch.testing.assert_close(sigmoid_then_bce[1], torch.tensor([100.0]))  # BCELoss 把 log 截在 -100
+    # 对 logit 的梯度，解析式是 sigmoid(z) - t
+    z, t = torch.tensor([3.0, -120.0]), torch.tensor([1.0, 1.0])
+    torch.testing.assert_close(ns["grad_with_logits"], torch.sigmoid(z) - t)
+    torch.testing.assert_close(ns["grad_sigmoid_bce"][0], torch.sigmoid(z[0]) - 1)
+    assert ns["grad_sigmoid_bce"][1].item() == 0.0, "sigmoid 饱和后 BCELoss 的梯度应消失为 0"
+
+
+def test_printed_output(run_snippet):
+    out = run_snippet(SNIPPET).stdout
+    assert f"PyTorch 版本: {torch.__version__}" in out
+    assert f"CUDA 可用: {torch.cuda.is_available()}" in out
+    assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied (10x1 and 10x1)" in out
+    assert "RuntimeError: all elements of target should be between 0 and 1" in out
+    assert "第 100/100 轮" in out
+    assert "测试集准确率:" in out
+    assert out.count("<svg") == 1, "损失曲线应作为一张 SVG 打印出来"
