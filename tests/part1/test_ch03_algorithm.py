@@ -1,0 +1,113 @@
+"""第 3 章：训练流程真的学会了圆内/圆外分类；torch.compile 与 eager 一致；SDPA 等于手写的注意力公式。"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+SNIPPET = "snippets/part1/ch03_algorithm.py"
+
+
+def test_split_is_disjoint_and_sized(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert ns["X_train"].shape == (800, 2), f"训练集形状应为 (800, 2)，实际 {tuple(ns['X_train'].shape)}"
+    assert ns["X_test"].shape == (200, 2), f"测试集形状应为 (200, 2)，实际 {tuple(ns['X_test'].shape)}"
+    perm = ns["perm"]
+    train_idx, test_idx = set(perm[:800].tolist()), set(perm[800:].tolist())
+    assert not train_idx & test_idx, "训练集和测试集有重叠的样本"
+    # 标签确实由“是否在圆内”决定
+    X, y = ns["X"], ns["y"]
+    expected = (X.pow(2).sum(dim=1) < ns["radius"] ** 2).float().unsqueeze(1)
+    assert torch.equal(y, expected), "标签与圆内/圆外的定义不符"
+
+
+def test_model_has_65_parameters(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    model = ns["model"]
+    counted = sum(p.numel() for p in model.parameters())
+    # 2→16：2*16 个权重 + 16 个偏置；16→1：16 个权重 + 1 个偏置
+    assert counted == 2 * 16 + 16 + 16 + 1 == ns["n_params"], f"参数个数不对：{counted}"
+    out = model(torch.zeros(7, 2))
+    assert out.shape == (7, 1), f"模型对 7 个点应输出 (7, 1)，实际 {tuple(out.shape)}"
+
+
+def test_loss_falls(run_snippet):
+    losses = run_snippet(SNIPPET).ns["train_losses"]
+    assert len(losses) == run_snippet(SNIPPET).ns["n_epochs"]
+    assert losses[-1] < 0.3 * losses[0], f"损失没有明显下降：{losses[0]:.3f} -> {losses[-1]:.3f}"
+    assert min(losses[-5:]) < min(losses[:5]), "最后几轮的损失不比最初几轮低"
+
+
+def test_initial_loss_is_near_ln2(run_snippet):
+    # 随机初始化的小网络输出接近 0 的 logits，二元交叉熵应接近 ln 2
+    initial = run_snippet(SNIPPET).ns["initial_loss"]
+    assert abs(initial - math.log(2)) < 0.1, f"初始损失 {initial:.3f} 离 ln 2 太远"
+
+
+def test_accuracy_beats_majority_baseline(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    model, X_test, y_test = ns["model"], ns["X_test"], ns["y_test"]
+    model.eval()
+    with torch.no_grad():
+        accuracy = ((model(X_test) > 0).float() == y_test).float().mean().item()
+    share = y_test.mean().item()
+    baseline = max(share, 1 - share)
+    assert accuracy == ns["test_acc"], "重新计算的测试集准确率与 snippet 的不一致"
+    assert accuracy > baseline + 0.3, f"测试集准确率 {accuracy:.3f} 没有明显超过多数类基线 {baseline:.3f}"
+    assert accuracy > 0.9, f"测试集准确率只有 {accuracy:.3f}"
+
+
+def test_compiled_equals_eager(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    torch.testing.assert_close(ns["compiled_logits"], ns["eager_logits"])
+    # 再调用一次编译好的模型（同样的输入形状，不会重新编译），结果仍与 eager 相同
+    model, compiled, X_test = ns["model"], ns["compiled_model"], ns["X_test"]
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(X_test), model(X_test))
+    assert ns["max_abs_diff"] < 1e-5, f"编译版与 eager 版相差 {ns['max_abs_diff']}"
+
+
+def test_inductor_generated_a_cpp_kernel(run_snippet):
+    code = run_snippet(SNIPPET).ns["wrapper_code"]
+    assert "async_compile.cpp" in code, "Inductor 在 CPU 上应生成 C++ 内核"
+
+
+def test_data_dependent_branch_breaks_the_graph(run_snippet):
+    explanation = run_snippet(SNIPPET).ns["explanation"]
+    assert explanation.graph_break_count >= 1, "依赖张量数值的 if 应该造成图中断"
+    assert explanation.graph_count == explanation.graph_break_count + 1
+
+
+def test_sdpa_equals_manual_formula(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    torch.testing.assert_close(ns["fused_attention"], ns["manual_attention"])
+    torch.testing.assert_close(ns["fused_causal"], ns["manual_causal"])
+    # 换一组带“多头”维度的新数据，独立再验证一次公式
+    gen = torch.Generator().manual_seed(123)
+    q, k, v = (torch.randn(3, 4, 6, 16, generator=gen) for _ in range(3))
+    manual = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(16), dim=-1) @ v
+    torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v), manual)
+
+
+def test_causal_mask_hides_the_future(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    Q, K, V = ns["Q"], ns["K"], ns["V"]
+    # 第 0 个位置只能看见自己，所以因果注意力的第 0 行输出就是 V 的第 0 行
+    torch.testing.assert_close(ns["fused_causal"][:, 0], V[:, 0])
+    # 改动最后一个位置的 K、V，不应影响前面位置的输出
+    K2, V2 = K.clone(), V.clone()
+    K2[:, -1] += 5
+    V2[:, -1] -= 5
+    changed = F.scaled_dot_product_attention(Q, K2, V2, is_causal=True)
+    torch.testing.assert_close(changed[:, :-1], ns["fused_causal"][:, :-1])
+
+
+def test_prints_key_lines(run_snippet):
+    run = run_snippet(SNIPPET)
+    out, ns = run.stdout, run.ns
+    assert "参数总数: 65" in out
+    assert f"测试集准确率: {ns['test_acc']:.3f}" in out
+    assert "torch.testing.assert_close 通过" in out
+    assert "图中断（graph break）次数: 1" in out
+    assert "torch.testing.assert_close 两次都通过" in out
+    assert "（计时，每次构建都会不同）" in out

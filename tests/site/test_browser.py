@@ -1,0 +1,320 @@
+"""在真实浏览器（Debian 的 Chromium，由 Playwright 驱动）里检查构建出的每一页。
+
+每一页：不向本站以外的主机发任何请求；没有控制台错误和未捕获的异常；每个 Mermaid 图都画成了 SVG；
+每个公式都排版了；没有图或公式的页面不加载 Mermaid / MathJax；axe-core 查不出严重的无障碍问题；
+375 像素宽的手机视口里没有横向滚动。全站：代码复制按钮、深浅色切换、中文搜索。
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOCS
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+INSTALL_HINT = "apt-get update && apt-get install -y chromium fonts-noto-cjk"
+
+if not Path(CHROMIUM).exists():
+    message = f"浏览器测试需要 Debian 的 Chromium（{CHROMIUM}），请先安装：{INSTALL_HINT}"
+    if os.environ.get("CI"):
+        raise RuntimeError(message)
+    print(f"\n!!! 跳过浏览器测试：{message}\n")
+    pytest.skip(message, allow_module_level=True)
+
+from axe_playwright_python.sync_playwright import Axe  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+# Material 把 Mermaid 图画进一个 closed 的 shadow root；测试在页面脚本运行前把它改成 open，才看得见 SVG
+OPEN_SHADOW_ROOTS = """
+const attach = Element.prototype.attachShadow;
+Element.prototype.attachShadow = function (init) { return attach.call(this, { ...init, mode: "open" }); };
+"""
+
+# 允许保留的 axe 问题：每一条都写明理由（目前没有）
+AXE_ALLOWED: dict[str, str] = {}
+
+
+def page_urls() -> list[str]:
+    urls = []
+    for md in sorted(DOCS.rglob("*.md")):
+        rel = md.relative_to(DOCS).with_suffix("").as_posix()
+        urls.append("" if rel == "index" else rel.removesuffix("/index") + "/")
+    return urls
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def serve():
+    """serve(site_dir) -> 基础 URL；站点在 127.0.0.1 的随机空闲端口上提供。"""
+    servers = []
+
+    def start(site_dir: Path) -> str:
+        handler = functools.partial(_QuietHandler, directory=str(site_dir))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@dataclass
+class PageReport:
+    url: str
+    outside_requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+    mermaid_sources: int = 0
+    mermaid_svgs: int = 0
+    formulas: int = 0
+    typeset: int = 0
+    formula_errors: int = 0
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.outside_requests:
+            found.append(f"向其他主机发出请求：{self.outside_requests}")
+        if self.errors:
+            found.append(f"控制台错误或页面异常：{self.errors}")
+        if self.mermaid_svgs != self.mermaid_sources:
+            found.append(f"Mermaid 图 {self.mermaid_sources} 个，画成 SVG 的 {self.mermaid_svgs} 个")
+        if self.typeset != self.formulas or self.formula_errors:
+            found.append(
+                f"公式 {self.formulas} 个，排版成功 {self.typeset} 个，出错 {self.formula_errors} 个"
+            )
+        loads_mermaid = any(url.endswith("mermaid.min.js") for url in self.requested)
+        loads_mathjax = any(url.endswith("tex-chtml.js") for url in self.requested)
+        if loads_mermaid != bool(self.mermaid_sources):
+            found.append(f"Mermaid 脚本的加载与页面是否有图不符（加载={loads_mermaid}）")
+        if loads_mathjax != bool(self.formulas):
+            found.append(f"MathJax 的加载与页面是否有公式不符（加载={loads_mathjax}）")
+        return found
+
+
+def visit(browser, base: str, path: str, **context_args) -> tuple[PageReport, object, object]:
+    """打开一页，等 Mermaid 和 MathJax 完成，返回 (报告, page, context)。调用者负责关闭 context。"""
+    context = browser.new_context(**context_args)
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    report = PageReport(url=base + path)
+
+    def route(route_obj):
+        url = route_obj.request.url
+        if url.startswith(base) or url.startswith(("data:", "blob:")):
+            report.requested.append(url)
+            route_obj.continue_()
+        else:
+            report.outside_requests.append(url)
+            route_obj.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda msg: report.errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: report.errors.append(str(exc)))
+    page.goto(report.url, wait_until="load")
+    report.mermaid_sources = page.locator("pre.mermaid, div.mermaid").count()
+    report.formulas = page.locator(".arithmatex").count()
+    if report.mermaid_sources or report.formulas:
+        # 等待渲染完成（最多 20 秒）：每个 Mermaid 图有 SVG，每个公式有 mjx-container
+        page.wait_for_function(
+            """([diagrams, formulas]) => {
+                const svgs = [...document.querySelectorAll('div.mermaid')]
+                    .filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length;
+                const typeset = document.querySelectorAll('.arithmatex mjx-container').length;
+                return svgs >= diagrams && typeset >= formulas;
+            }""",
+            arg=[report.mermaid_sources, report.formulas],
+            timeout=20_000,
+        )
+    else:
+        page.wait_for_timeout(300)  # 让页面脚本跑完，好收集错误
+    report.mermaid_svgs = page.evaluate(
+        "() => [...document.querySelectorAll('div.mermaid')]"
+        ".filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length"
+    )
+    report.typeset = page.locator(".arithmatex mjx-container").count()
+    report.formula_errors = page.locator("mjx-merror").count()
+    return report, page, context
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site, serve):
+    return serve(built_site.path)
+
+
+def axe_problems(page) -> list[str]:
+    problems = []
+    violations = Axe().run(page, options={"resultTypes": ["violations"]}).response["violations"]
+    for violation in violations:
+        if violation["impact"] in ("serious", "critical") and violation["id"] not in AXE_ALLOWED:
+            nodes = [node["target"] for node in violation["nodes"][:3]]
+            problems.append(f"axe {violation['impact']}：{violation['id']}（{violation['help']}）{nodes}")
+    return problems
+
+
+@pytest.mark.parametrize("path", page_urls())
+def test_page_works_offline_renders_and_is_accessible(browser, site_url, path):
+    try:
+        report, page, context = visit(browser, site_url, path, color_scheme="light")
+    except Exception as error:  # 等待渲染超时：把已知情况一起报告
+        pytest.fail(f"{path or '首页'} 没有在 20 秒内画完图或排完公式：{error}")
+    try:
+        problems = report.problems() + axe_problems(page)
+    finally:
+        context.close()
+    assert not problems, f"{path or '首页'}：\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", ["", "part1/ch02_concepts/", "part1/ch05_hello/"])
+def test_dark_palette_is_accessible_too(browser, site_url, path):
+    """深色模式下同样没有严重的无障碍问题（抽查有图、有公式、有代码和图表的页面）。"""
+    _report, page, context = visit(browser, site_url, path, color_scheme="dark")
+    try:
+        assert page.get_attribute("body", "data-md-color-scheme") == "slate"
+        problems = axe_problems(page)
+    finally:
+        context.close()
+    assert not problems, f"{path or '首页'}（深色）：\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("path", page_urls())
+def test_no_horizontal_scroll_on_a_phone(browser, site_url, path):
+    _report, page, context = visit(browser, site_url, path, viewport={"width": 375, "height": 812})
+    try:
+        widths = page.evaluate(
+            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+    finally:
+        context.close()
+    assert widths[0] <= widths[1], f"{path or '首页'} 在 375px 宽时可以横向滚动：{widths}"
+
+
+def test_copy_button_copies_the_code(browser, site_url):
+    _report, page, context = visit(
+        browser, site_url, "part1/ch05_hello/", permissions=["clipboard-read", "clipboard-write"]
+    )
+    try:
+        block = page.locator(
+            "div.language-python.highlight:has(button.md-code__button[data-md-type=copy])"
+        ).first
+        code = block.locator("code").text_content()
+        block.hover()
+        block.locator("button.md-code__button[data-md-type=copy]").click()
+        copied = page.evaluate("() => navigator.clipboard.readText()")
+    finally:
+        context.close()
+    assert copied.strip() == code.strip()
+    assert "import" in copied or "torch" in copied
+
+
+def test_palette_toggle_switches_light_and_dark(browser, site_url):
+    _report, page, context = visit(browser, site_url, "", color_scheme="light")
+    try:
+        before = page.get_attribute("body", "data-md-color-scheme")
+        page.locator("label.md-header__button[for^='__palette']:visible").first.click()
+        after = page.get_attribute("body", "data-md-color-scheme")
+    finally:
+        context.close()
+    assert (before, after) == ("default", "slate")
+
+
+def test_formulas_are_typeset_after_instant_navigation(browser, site_url):
+    """instant 导航换页后，新页面的公式也要排版（MathJax 需在 document$ 上重新排版）。"""
+    report, page, context = visit(browser, site_url, "part1/ch02_concepts/")
+    try:
+        page.locator("a.md-footer__link--next").click()
+        page.wait_for_url("**/ch03_algorithm/")
+        formulas = page.locator(".arithmatex").count()
+        page.wait_for_function(
+            "n => document.querySelectorAll('.arithmatex mjx-container').length >= n",
+            arg=formulas,
+            timeout=20_000,
+        )
+        errors = report.errors
+    finally:
+        context.close()
+    assert formulas > 0
+    assert not errors
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("反向传播", "part1/ch02_concepts/"), ("损失函数", "part1/ch04_math/"), ("微调", "part1/ch07_outlook/")],
+)
+def test_chinese_search_finds_the_pages(browser, site_url, query, expected):
+    _report, page, context = visit(browser, site_url, "")
+    try:
+        page.locator("input.md-search__input").click()
+        page.locator("input.md-search__input").fill(query)
+        page.wait_for_selector(".md-search-result__item", timeout=20_000)
+        hrefs = page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
+    finally:
+        context.close()
+    assert any(expected in href for href in hrefs), f"搜索“{query}”没有找到 {expected}：{hrefs[:10]}"
+
+
+# ---------------------------------------------------------------- 对照组：坏页面必须被查出来
+
+
+@pytest.fixture
+def broken_site(throwaway, tmp_path):
+    def build(markdown: str) -> Path:
+        code, log = throwaway({"index.md": markdown})
+        assert code == 0, log
+        return tmp_path / "site"
+
+    return build
+
+
+def test_a_broken_mermaid_diagram_is_caught(browser, serve, broken_site):
+    site = broken_site("# 坏图\n\n```mermaid\ngraph TD\nA[未闭合 --> \n```\n")
+    try:
+        report, _page, context = visit(browser, serve(site), "")
+        context.close()
+        problems = report.problems()
+    except Exception as error:  # 等不到 SVG 也算查出来了
+        problems = [str(error)]
+    assert problems, "坏掉的 Mermaid 图应当被浏览器测试查出来"
+
+
+def test_a_script_from_another_host_is_caught(browser, serve, broken_site):
+    site = broken_site('# 外部脚本\n\n<script src="https://cdn.example.com/x.js"></script>\n')
+    report, _page, context = visit(browser, serve(site), "")
+    context.close()
+    assert any("cdn.example.com" in url for url in report.outside_requests)
+    assert report.problems()
+
+
+def test_chromium_is_found_or_the_hint_says_how_to_install():
+    assert shutil.which("chromium") or Path(CHROMIUM).exists(), INSTALL_HINT
