@@ -235,9 +235,6 @@ def _run(code: str, returncode=None, session=None, id=None, **extra):
     return output
 
 
-_mx_python._run_python = _run
-
-
 def _footer(blocks: list[_Block]) -> str:
     seconds = sum(b.seconds for b in blocks)
     if all(b.cached for b in blocks):
@@ -292,6 +289,7 @@ def on_config(config):
     for old in [f for f in logger.filters if type(f).__name__ == "_NamePage"]:
         logger.removeFilter(old)
     logger.addFilter(_filter)
+    _mx_python._run_python = _run  # 从此 markdown-exec 执行 Python 代码块都经过 _run
     _build.root = Path(config.config_file_path).parent
     _build.cache = _build.root / ".cache" / "exec"
     _build.cold = os.environ.get(COLD_ENV, "") not in ("", "0")

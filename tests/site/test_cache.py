@@ -1,0 +1,153 @@
+"""执行缓存：命中时与冷构建的页面相同；该失效时失效；坏掉的缓存条目被忽略并重建，绝不显示。
+
+这些测试用临时小站点（本项目的 mkdocs.yml 与 hooks.py），缓存在各自的临时目录里。
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FENCE, ROOT
+
+PAGES = {
+    "index.md": "# 首页\n\n第一段文字。\n\n" + FENCE.format(session="index", target="snippets/index.py:one"),
+    "other.md": "# 另一页\n\n"
+    + FENCE.format(session="other", target="snippets/other.py:first")
+    + "\n"
+    + FENCE.format(session="other", target="snippets/other.py:second"),
+}
+SNIPPETS = {
+    "index.py": '# --8<-- [start:one]\nprint("首页的输出", 6 * 7)\n# --8<-- [end:one]\n',
+    "other.py": (
+        "# --8<-- [start:first]\nvalue = 20\nprint('第一块', value)\n# --8<-- [end:first]\n\n"
+        "# --8<-- [start:second]\nprint('第二块用到第一块的变量', value + 1)\n# --8<-- [end:second]\n"
+    ),
+}
+FOOTER = re.compile(r'<div class="hp-provenance".*?</div>', re.S)
+
+
+@pytest.fixture
+def site(throwaway, tmp_path):
+    class Site:
+        def build(self, cold: bool = False, pages=PAGES, snippets=SNIPPETS):
+            code, log = throwaway(pages, snippets, HELLO_PYTORCH_COLD="1" if cold else "0")
+            assert code == 0, log
+            return self
+
+        def manifest(self) -> dict:
+            return json.loads((tmp_path / "site" / "exec-manifest.json").read_text(encoding="utf-8"))
+
+        def executed(self) -> dict[str, list[bool]]:
+            """每页每个代码块：本次构建是否真的执行了（False 表示取自缓存）。"""
+            return {page: [not b["cached"] for b in blocks] for page, blocks in self.manifest().items()}
+
+        def html(self, page: str = "index.html") -> str:
+            return (tmp_path / "site" / page).read_text(encoding="utf-8")
+
+        @property
+        def cache(self) -> Path:
+            return tmp_path / ".cache" / "exec"
+
+    return Site()
+
+
+def test_cache_hit_gives_the_same_page_as_a_cold_run(site):
+    cold = site.build(cold=True).html("other/index.html")
+    assert site.executed() == {"index.md": [True], "other.md": [True, True]}
+    warm = site.build().html("other/index.html")
+    assert site.executed() == {"index.md": [False], "other.md": [False, False]}, (
+        "没改任何东西，不该执行任何代码"
+    )
+    assert FOOTER.sub("", warm) == FOOTER.sub("", cold)
+    assert "第二块用到第一块的变量 21" in warm
+    assert "输出取自构建缓存" in warm and "输出全部在本次构建中产生" in cold
+
+
+def test_prose_edit_executes_nothing(site):
+    site.build()
+    edited = {**PAGES, "index.md": PAGES["index.md"].replace("第一段文字。", "改过的文字。")}
+    page = site.build(pages=edited).html()
+    assert "改过的文字" in page
+    assert site.executed() == {"index.md": [False], "other.md": [False, False]}
+
+
+def test_snippet_edit_reexecutes_only_its_page_and_replays_earlier_blocks(site):
+    site.build()
+    edited = {**SNIPPETS, "other.py": SNIPPETS["other.py"].replace("value + 1", "value + 2")}
+    page = site.build(snippets=edited).html("other/index.html")
+    # 第一块没变、仍取自缓存，但为了给第二块准备变量，它被补跑了一次；第二块重新执行
+    assert site.executed() == {"index.md": [False], "other.md": [False, True]}
+    assert "第二块用到第一块的变量 22" in page
+
+
+def test_editing_an_earlier_block_reexecutes_the_later_ones(site):
+    site.build()
+    edited = {**SNIPPETS, "other.py": SNIPPETS["other.py"].replace("value = 20", "value = 30")}
+    page = site.build(snippets=edited).html("other/index.html")
+    assert site.executed()["other.md"] == [True, True]
+    assert "第二块用到第一块的变量 31" in page
+
+
+def test_cold_flag_reexecutes_everything(site):
+    site.build()
+    site.build(cold=True)
+    assert site.executed() == {"index.md": [True], "other.md": [True, True]}
+
+
+@pytest.mark.parametrize("damage", ["truncate", "tamper", "garbage"])
+def test_corrupted_entry_is_ignored_and_rebuilt(site, damage):
+    site.build()
+    entries = sorted(site.cache.glob("*.json"))
+    assert len(entries) == 3
+    for entry in entries:
+        text = entry.read_text(encoding="utf-8")
+        if damage == "truncate":
+            entry.write_text(text[: len(text) // 2], encoding="utf-8")
+        elif damage == "tamper":
+            data = json.loads(text)
+            data["output"] = "<b>被篡改的输出</b>\n"
+            entry.write_text(json.dumps(data), encoding="utf-8")
+        else:
+            entry.write_bytes(b"\x00\xff not json")
+    page = site.build().html()
+    assert "被篡改的输出" not in page
+    assert "首页的输出 42" in page
+    assert site.executed() == {"index.md": [True], "other.md": [True, True]}
+
+
+def test_stale_entries_are_evicted(site):
+    site.build()
+    edited = {**SNIPPETS, "index.py": SNIPPETS["index.py"].replace("6 * 7", "6 * 8")}
+    site.build(snippets=edited)
+    assert len(list(site.cache.glob("*.json"))) == 3, "改动后旧的缓存条目应被删除"
+
+
+def test_cache_key_depends_on_torch_and_python_versions(monkeypatch):
+    sys.path.insert(0, str(ROOT))
+    try:
+        import hooks
+    finally:
+        sys.path.remove(str(ROOT))
+    before = hooks._key("", "print(1)")
+    monkeypatch.setattr(hooks, "version", lambda name: "99.0.0")
+    assert hooks._key("", "print(1)") != before, "换了 torch 版本，缓存必须失效"
+    monkeypatch.setattr(hooks.platform, "python_version", lambda: "3.99.0")
+    assert hooks._key("", "print(1)") != before
+    monkeypatch.setattr(hooks, "CACHE_VERSION", "other")
+    assert hooks._key("", "print(1)") != before
+
+
+def test_every_executed_page_has_a_provenance_footer(built_site):
+    manifest = json.loads((built_site.path / "exec-manifest.json").read_text(encoding="utf-8"))
+    for page in manifest:
+        html = built_site.html(page)
+        assert 'class="hp-provenance"' in html, f"{page} 缺少“代码在构建时运行”的页脚"
+        assert "在构建网站时运行" in html and "torch " in html
+    runtime = built_site.html("runtime.md")
+    for page in manifest:
+        assert page in runtime, f"运行时间页缺少 {page}"
