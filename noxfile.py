@@ -71,6 +71,14 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def bench(session: nox.Session) -> None:
+    """构建速度基准：只渲染、单独运行、冷构建、热构建、改文字、改 snippet，打印表格并检查目标。"""
+    _install_requirements(session)
+    _install_browser_assets(session)
+    session.run("python", "tests/bench.py", env=BUILD_ENV)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff 检查与格式检查（snippets、tests、钩子、noxfile）。"""
     session.install(_pin("ruff"))
