@@ -38,9 +38,12 @@ def python_fences(md: Path):
         i += 1
 
 
-def includes(md: Path) -> list[tuple[str, str]]:
+def includes(md: Path, executed: bool = True) -> list[tuple[str, str]]:
+    """页面包含的 (文件, 片段)：executed=True 取执行块，False 取只显示不执行的块。"""
     found = []
-    for _, _, body in python_fences(md):
+    for _, info, body in python_fences(md):
+        if ('exec="on"' in info) != executed:
+            continue
         for line in body:
             match = INCLUDE.match(line)
             if match:
@@ -101,6 +104,34 @@ def test_page_runs_its_own_snippet_whole_and_in_order(md):
     assert [section for _, section in found] == sections(ROOT / mirror), (
         f"{md.relative_to(ROOT)} 包含的片段（按页面顺序）应与 {mirror} 的片段（按文件顺序）完全一致"
     )
+
+
+LIBRARIES = sorted(p for p in SNIPPETS.rglob("_*.py") if p.name != "__init__.py")
+
+
+@pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_displayed_code_comes_from_a_library_next_to_the_page(md):
+    """不执行、只显示的代码块只能来自同目录的库模块（snippets/<部分>/_*.py），页面自己的代码都要执行。"""
+    folder = (SNIPPETS / md.relative_to(DOCS)).parent
+    for path, section in includes(md, executed=False):
+        target = ROOT / path
+        assert target.parent == folder and target.name.startswith("_"), (
+            f"{md.relative_to(ROOT)} 显示了 {path}:{section}：只显示不执行的只能是 {folder.relative_to(ROOT)}/_*.py 库模块"
+        )
+        assert section, f"{md.relative_to(ROOT)}: 请按片段名显示库代码"
+
+
+@pytest.mark.parametrize("library", LIBRARIES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_library_section_is_shown_exactly_once(library):
+    rel = library.relative_to(ROOT).as_posix()
+    shown = [section for md in PAGES for path, section in includes(md, executed=False) if path == rel]
+    expected = sections(library)
+    missing = [s for s in expected if s not in shown]
+    twice = sorted({s for s in shown if shown.count(s) > 1})
+    assert not missing, f"{rel} 的这些片段没有在任何页面上显示：{missing}"
+    assert not twice, f"{rel} 的这些片段显示了不止一次：{twice}"
+    library_test = ROOT / "tests" / library.relative_to(SNIPPETS).parent / f"test_{library.stem}.py"
+    assert library_test.exists(), f"{rel} 没有对应的测试 {library_test.relative_to(ROOT)}"
 
 
 @pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
