@@ -10,7 +10,8 @@
    - 超时：单个代码块超过 BLOCK_TIMEOUT_S 秒就在它里面抛出 TimeoutError，构建失败并指出是哪一块；
    - 记录：每页页脚写明代码在构建时运行、用时、版本、是否来自缓存；“运行时间”页列出每页用时；
      site/exec-manifest.json 保存每个代码块的输出，供确定性测试逐块比较。
-3. 资源：把 Mermaid 和 MathJax 从 node_modules/（package-lock.json 锁定、nox 用 npm ci 安装）
+3. 搜索：把术语表里的中文术语加进 jieba 的词典，搜“反向传播”这样的整词能找到。
+4. 资源：把 Mermaid 和 MathJax 从 node_modules/（package-lock.json 锁定、nox 用 npm ci 安装）
    放进网站的 assets/vendor/，读者的浏览器只向本站请求脚本，从不访问 CDN。
 """
 
@@ -282,9 +283,26 @@ def on_startup(command, dirty):
     _build.dirty = dirty
 
 
+def _teach_jieba_the_glossary(docs_dir: Path) -> None:
+    """搜索的中文分词（jieba）把“反向传播”切成“反向 / 传播”，读者搜整个词就找不到。
+    把术语表里的每个中文术语告诉 jieba，让它们在搜索索引里保持完整；术语表是唯一的词表来源。"""
+    try:
+        import jieba
+    except ImportError:
+        return
+    glossary = docs_dir / "glossary.md"
+    if glossary.exists():
+        for term in re.findall(
+            r"^\| ([^|（]+?)(?:（[^|]*）)? \| ", glossary.read_text(encoding="utf-8"), re.MULTILINE
+        ):
+            if re.search(r"[\u4e00-\u9fff]", term) and term != "中文":
+                jieba.add_word(term.strip())
+
+
 def on_config(config):
     # jieba 每次构建都打印“Building prefix dict…”，那不是警告；让构建输出只剩真正的问题
     logging.getLogger("jieba").setLevel(logging.WARNING)
+    _teach_jieba_the_glossary(Path(config.docs_dir))
     logger = logging.getLogger(_EXEC_LOGGER)
     for old in [f for f in logger.filters if type(f).__name__ == "_NamePage"]:
         logger.removeFilter(old)
@@ -354,7 +372,7 @@ def on_post_build(config):
                 entry.unlink()
 
 
-# ---------------------------------------------------------------- 3. 自带的浏览器脚本
+# ---------------------------------------------------------------- 4. 自带的浏览器脚本
 
 # 网站路径 -> node_modules 里的来源（文件或目录）；mkdocs.yml 的 extra_javascript 引用这些网站路径
 VENDORED = {

@@ -275,8 +275,10 @@ def test_formulas_are_typeset_after_instant_navigation(browser, site_url):
 def test_chinese_search_finds_the_pages(browser, site_url, query, expected):
     _report, page, context = visit(browser, site_url, "")
     try:
-        page.locator("input.md-search__input").click()
-        page.locator("input.md-search__input").fill(query)
+        box = page.locator("input.md-search__input")
+        box.click()
+        box.fill(query)
+        box.press("End")  # 中文是直接插入的文字，没有按键事件；按一下键，搜索才开始
         page.wait_for_selector(".md-search-result__item", timeout=20_000)
         hrefs = page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
     finally:
