@@ -1,0 +1,456 @@
+"""第二部分的共用库：小 GPT 模型、算术任务数据、训练循环、预训练检查点、LoRA。
+
+各页的 snippet 用 ``from _tinygpt import ...`` 导入这里的代码；导入本模块没有任何副作用（不打印、不训练）。
+每个片段在第二部分的某一页上显示一次：
+config、attention、mlp、block、gpt → 第 1 页；tasks、batches、evaluate、train、checkpoint → 第 2 页；
+lora → 第 4 页。
+
+给后面各页用的接口：
+- ``GPTConfig``、``GPT``（``model(idx)`` 返回 logits，形状 (B, T, vocab_size)）、``count_parameters``；
+- 任务：``VOCAB``、``encode``、``decode``、``format_problem``、``make_split``、``encode_problems``、
+  ``get_batch``、``greedy_answers``、``accuracy``；
+- 训练：``train``（返回每隔若干步的记录）；
+- 检查点：``PRETRAIN``（预训练的配置）、``load_or_train_pretrained()``（返回 ``Pretrained``）；
+- LoRA：``LoRALinear``、``apply_lora``、``merge_lora``。
+"""
+
+# --8<-- [start:config]
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int = 13  # 字符表的大小：0-9、+、-、=
+    block_size: int = 8  # 模型一次最多看多少个字符（上下文长度）
+    n_layer: int = 2  # Transformer 块的个数 L
+    n_head: int = 4  # 注意力头数
+    n_embd: int = 64  # 每个字符的向量维度 d
+    tie_weights: bool = False  # 输出层是否与词嵌入共用权重
+
+
+# --8<-- [end:config]
+
+# --8<-- [start:attention]
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        assert config.n_embd % config.n_head == 0, "n_embd 必须能被 n_head 整除"
+        self.n_head = config.n_head
+        # 一个线性层同时算出 Q、K、V 三份，比三个小线性层快
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        # (B, T, C) -> (B, 头数, T, 每头维度)：每个头独立地做注意力
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        # is_causal=True：第 t 个位置只能看到第 0..t 个位置，看不到“未来”
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.proj(y)
+
+
+# --8<-- [end:attention]
+
+
+# --8<-- [start:mlp]
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.act = nn.GELU()
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.act(self.fc(x)))
+
+
+# --8<-- [end:mlp]
+
+
+# --8<-- [start:block]
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.attn = CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # pre-norm：先归一化再进子层，子层的输出加回残差
+        x = x + self.attn(self.ln1(x))
+        x = x + self.mlp(self.ln2(x))
+        return x
+
+
+# --8<-- [end:block]
+
+
+# --8<-- [start:gpt]
+class GPT(nn.Module):
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
+        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        if config.tie_weights:
+            self.head.weight = self.tok_emb.weight  # 同一个参数对象，只算一份
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        T = idx.shape[1]
+        if self.config.block_size < T:
+            raise ValueError(f"序列长度 {T} 超过了 block_size={self.config.block_size}")
+        pos = torch.arange(T, device=idx.device)
+        x = self.tok_emb(idx) + self.pos_emb(pos)  # (B, T, d)：字符是什么 + 它在第几位
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x))  # logits，形状 (B, T, vocab_size)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    # parameters() 对共用的参数只返回一次，所以绑定权重时不会重复计数
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+# --8<-- [end:gpt]
+
+# --8<-- [start:tasks]
+VOCAB = "0123456789+-="
+STOI = {ch: i for i, ch in enumerate(VOCAB)}
+PROMPT_LEN = 6  # "37+48="
+ANSWER_LEN = 3  # "085"：答案固定写成 3 位，不足补 0
+
+
+def format_problem(a: int, b: int, op: str) -> tuple[str, str]:
+    """(题目, 答案)，例如 (37, 48, "+") -> ("37+48=", "085")。"""
+    result = a + b if op == "+" else a - b
+    return f"{a:02d}{op}{b:02d}=", f"{result:03d}"
+
+
+def encode(text: str) -> list[int]:
+    return [STOI[ch] for ch in text]
+
+
+def decode(ids) -> str:
+    return "".join(VOCAB[int(i)] for i in ids)
+
+
+def make_split(op: str, n_val: int, seed: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """把一种运算的全部两位数题目随机分成训练集和验证集，两者没有重复的题。"""
+    if op == "+":
+        pairs = [(a, b) for a in range(100) for b in range(100)]
+    elif op == "-":
+        pairs = [(a, b) for a in range(100) for b in range(a + 1)]  # 只出 a >= b 的题，答案不为负
+    else:
+        raise ValueError(f"不认识的运算：{op!r}")
+    order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
+    shuffled = [pairs[i] for i in order]
+    return shuffled[n_val:], shuffled[:n_val]
+
+
+def encode_problems(pairs: list[tuple[int, int]], op: str) -> torch.Tensor:
+    """每道题编码成一行 9 个字符的编号：题目 6 个 + 答案 3 个。"""
+    return torch.tensor([encode("".join(format_problem(a, b, op))) for a, b in pairs])
+
+
+# --8<-- [end:tasks]
+
+
+# --8<-- [start:batches]
+def get_batch(data: torch.Tensor, batch_size: int, generator: torch.Generator):
+    """随机抽一个小批量。输入是前 8 个字符，目标是后 8 个字符（整体错开一位）。"""
+    rows = data[torch.randint(len(data), (batch_size,), generator=generator)]
+    x, y = rows[:, :-1], rows[:, 1:].clone()
+    # 题目里的数字是随机出的，没法预测；只在答案的 3 个字符上计算损失，-100 表示忽略
+    y[:, : PROMPT_LEN - 1] = -100
+    return x, y
+
+
+# --8<-- [end:batches]
+
+# --8<-- [start:evaluate]
+import contextlib
+
+
+@contextlib.contextmanager
+def one_thread():
+    """临时只用 1 个 CPU 线程：多线程时求和的顺序随线程数变化，结果会差在最后几位小数。
+    固定成 1 个线程，同一台机器上每次构建都得到一模一样的数字，也不受机器有几个核影响。"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@torch.no_grad()
+def greedy_answers(model: nn.Module, prompts: torch.Tensor) -> torch.Tensor:
+    """贪心生成：每一步取概率最大的字符，接到末尾，再预测下一个，共 ANSWER_LEN 步。"""
+    was_training = model.training
+    model.eval()
+    idx = prompts
+    with one_thread():
+        for _ in range(ANSWER_LEN):
+            logits = model(idx)
+            next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)
+            idx = torch.cat([idx, next_id], dim=1)
+    model.train(was_training)
+    return idx[:, PROMPT_LEN:]
+
+
+def accuracy(model: nn.Module, data: torch.Tensor) -> float:
+    """完全匹配准确率：生成的 3 位答案与正确答案一字不差才算对。"""
+    predicted = greedy_answers(model, data[:, :PROMPT_LEN])
+    return (predicted == data[:, PROMPT_LEN:]).all(dim=1).float().mean().item()
+
+
+# --8<-- [end:evaluate]
+
+# --8<-- [start:train]
+import math
+
+
+def answer_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    logits = model(x)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+
+
+def train(
+    model: nn.Module,
+    train_data: torch.Tensor,
+    val_data: torch.Tensor,
+    steps: int,
+    lr: float,
+    batch_size: int = 128,
+    seed: int = 0,
+    eval_every: int = 100,
+    target_accuracy: float | None = None,
+) -> list[dict]:
+    """用 AdamW 训练至多 steps 步，只更新 requires_grad=True 的参数。
+
+    每 eval_every 步记录一次：这段时间的平均训练损失、验证损失、验证准确率；
+    验证准确率达到 target_accuracy 就提前停止。返回这些记录组成的列表。
+    """
+    generator = torch.Generator().manual_seed(seed)  # 小批量的抽样顺序只由 seed 决定
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    # 学习率先线性升温，再按余弦曲线降到 0：小模型训练更稳
+    warmup = max(1, min(50, steps // 10))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * s / steps))
+    )
+    val_x, val_y = val_data[:, :-1], val_data[:, 1:].clone()
+    val_y[:, : PROMPT_LEN - 1] = -100
+    history, running, since = [], 0.0, 0
+    model.train()
+    with one_thread():
+        for step in range(1, steps + 1):
+            x, y = get_batch(train_data, batch_size, generator)
+            loss = answer_loss(model, x, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            running, since = running + loss.item(), since + 1
+            if step % eval_every == 0 or step == steps:
+                model.eval()
+                with torch.no_grad():
+                    val_loss = answer_loss(model, val_x, val_y).item()
+                record = {
+                    "step": step,
+                    "train_loss": running / since,
+                    "val_loss": val_loss,
+                    "val_accuracy": accuracy(model, val_data),
+                }
+                history.append(record)
+                running, since = 0.0, 0
+                model.train()
+                if target_accuracy is not None and record["val_accuracy"] >= target_accuracy:
+                    break
+    model.eval()
+    return history
+
+
+# --8<-- [end:train]
+
+# --8<-- [start:checkpoint]
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "part2"
+CHECKPOINT = CACHE_DIR / "pretrained.pt"
+# 预训练的全部设置；改了任何一项（或改了下面的 RECIPE_VERSION），旧检查点就作废、重新训练
+PRETRAIN = {
+    "recipe_version": 1,
+    "seed": 0,
+    "n_val": 1000,
+    "steps": 2000,
+    "lr": 3e-3,
+    "batch_size": 128,
+    "eval_every": 25,
+    "target_accuracy": 0.99,
+}
+
+
+@dataclass
+class Pretrained:
+    model: GPT
+    config: GPTConfig
+    history: list[dict]  # 预训练时每 eval_every 步的记录
+    train_data: torch.Tensor  # 加法训练集（编码后）
+    val_data: torch.Tensor  # 加法验证集：训练时从没见过的题
+    trained_now: bool  # True：这次现场训练的；False：从检查点读取的
+    seconds: float
+
+
+def addition_data(seed: int = PRETRAIN["seed"], n_val: int = PRETRAIN["n_val"]):
+    train_pairs, val_pairs = make_split("+", n_val=n_val, seed=seed)
+    return encode_problems(train_pairs, "+"), encode_problems(val_pairs, "+")
+
+
+def save_checkpoint(path: Path, model: GPT, **extra) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), **extra}, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    # weights_only=True：只允许张量、数字、字符串、列表、字典，不执行文件里的任意代码
+    return torch.load(path, weights_only=True)
+
+
+def load_or_train_pretrained(config: GPTConfig | None = None) -> Pretrained:
+    """有合适的检查点就读取；没有（或设置变了）就按固定的随机种子从头预训练，并存成检查点。"""
+    config = config or GPTConfig()
+    train_data, val_data = addition_data()
+    start = time.perf_counter()
+    if CHECKPOINT.exists():
+        saved = load_checkpoint(CHECKPOINT)
+        if saved.get("config") == asdict(config) and saved.get("pretrain") == PRETRAIN:
+            model = GPT(config)
+            model.load_state_dict(saved["state_dict"])
+            model.eval()
+            seconds = time.perf_counter() - start
+            return Pretrained(model, config, saved["history"], train_data, val_data, False, seconds)
+    torch.manual_seed(PRETRAIN["seed"])
+    model = GPT(config)
+    history = train(
+        model,
+        train_data,
+        val_data,
+        steps=PRETRAIN["steps"],
+        lr=PRETRAIN["lr"],
+        batch_size=PRETRAIN["batch_size"],
+        seed=PRETRAIN["seed"],
+        eval_every=PRETRAIN["eval_every"],
+        target_accuracy=PRETRAIN["target_accuracy"],
+    )
+    save_checkpoint(CHECKPOINT, model, pretrain=PRETRAIN, history=history)
+    return Pretrained(model, config, history, train_data, val_data, True, time.perf_counter() - start)
+
+
+# --8<-- [end:checkpoint]
+
+
+# --8<-- [start:finetune]
+# 微调实验的共同设置：新任务是两位数减法，每种做法都用同样的数据、同样的步数、同样的小批量顺序
+FINETUNE = {"seed": 1, "n_val": 500, "steps": 200, "batch_size": 128}
+# 每种做法各自的学习率：只训练少量参数时（LoRA）通常要用更大的学习率
+FINETUNE_LR = {"full": 3e-3, "last_block": 3e-3, "lora": 1e-2, "scratch": 3e-3}
+# LoRA 加在每个块的这四个线性层上：注意力的 qkv、proj 和 MLP 的 fc、proj
+LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")
+LORA_RANK, LORA_ALPHA = 4, 8.0
+
+
+def subtraction_data(seed: int = FINETUNE["seed"], n_val: int = FINETUNE["n_val"]):
+    train_pairs, val_pairs = make_split("-", n_val=n_val, seed=seed)
+    return encode_problems(train_pairs, "-"), encode_problems(val_pairs, "-")
+
+
+def finetune(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, lr: float) -> list[dict]:
+    """按 FINETUNE 的设置训练：只在最后记录一次。"""
+    steps = FINETUNE["steps"]
+    return train(
+        model,
+        train_data,
+        val_data,
+        steps=steps,
+        lr=lr,
+        batch_size=FINETUNE["batch_size"],
+        seed=FINETUNE["seed"],
+        eval_every=steps,
+    )
+
+
+# --8<-- [end:finetune]
+
+
+# --8<-- [start:lora]
+class LoRALinear(nn.Module):
+    """把一个冻结的 nn.Linear 包起来：输出 = W x + b + (alpha / r) · B A x，只训练 A 和 B。"""
+
+    def __init__(self, base: nn.Linear, r: int = 4, alpha: float = 8.0, dropout: float = 0.0):
+        super().__init__()
+        self.base = base
+        for p in self.base.parameters():
+            p.requires_grad_(False)
+        self.r, self.alpha, self.scaling = r, alpha, alpha / r
+        # A: (r, d_in)，像 nn.Linear 那样随机初始化；B: (d_out, r)，全零初始化 → 一开始 BA = 0
+        self.A = nn.Parameter(torch.empty(r, base.in_features))
+        self.B = nn.Parameter(torch.zeros(base.out_features, r))
+        nn.init.kaiming_uniform_(self.A, a=math.sqrt(5))
+        self.dropout = nn.Dropout(dropout)
+        self.merged = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)
+        if not self.merged:
+            # 先乘 A 降到 r 维，再乘 B 升回去：从不构造 d_out × d_in 的大矩阵
+            out = out + (self.dropout(x) @ self.A.T @ self.B.T) * self.scaling
+        return out
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """把 (alpha / r) · B A 加进基础权重 W：推理时和普通线性层一样快。"""
+        if not self.merged:
+            self.base.weight += (self.B @ self.A) * self.scaling
+            self.merged = True
+
+
+def apply_lora(
+    model: nn.Module, targets: tuple[str, ...], r: int = 4, alpha: float = 8.0, dropout: float = 0.0
+):
+    """冻结整个模型，再把名字以 targets 中某一项结尾的 nn.Linear 换成 LoRALinear。"""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.endswith(targets)]
+    for name in names:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name)
+        setattr(parent, child, LoRALinear(getattr(parent, child), r=r, alpha=alpha, dropout=dropout))
+    return names
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """合并每个 LoRALinear，并换回普通的 nn.Linear：得到的模型和原来的 GPT 结构完全相同。"""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoRALinear):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent_name), child, module.base)
+    return model
+
+
+# --8<-- [end:lora]

@@ -1,0 +1,146 @@
+"""第二部分第 2 页：在自己生成的两位数加法题上预训练小 GPT，画损失曲线，保存并重新读取检查点。"""
+
+# --8<-- [start:data]
+import torch
+from _tinygpt import PRETRAIN, addition_data, decode, format_problem, get_batch
+
+print("三道题的写法:", [format_problem(a, b, "+") for a, b in [(37, 48), (5, 7), (99, 99)]])
+train_data, val_data = addition_data()
+print(f"训练集 {len(train_data)} 道题，验证集 {len(val_data)} 道题，两者没有重复")
+print("编码后的一道训练题:", train_data[0].tolist(), "=", repr(decode(train_data[0])))
+
+x, y = get_batch(train_data, batch_size=2, generator=torch.Generator().manual_seed(PRETRAIN["seed"]))
+print("小批量的输入 x:\n", x)
+print("小批量的目标 y（-100 的位置不计损失）:\n", y)
+# --8<-- [end:data]
+
+# --8<-- [start:before]
+from _tinygpt import GPT, PROMPT_LEN, GPTConfig, accuracy, greedy_answers
+
+
+def show_answers(model: torch.nn.Module, data: torch.Tensor, n: int = 6) -> None:
+    answers = greedy_answers(model, data[:n, :PROMPT_LEN])
+    for row, answer in zip(data[:n], answers, strict=True):
+        mark = "✓" if torch.equal(answer, row[PROMPT_LEN:]) else "✗"
+        print(f"{decode(row[:PROMPT_LEN])}{decode(answer)}  {mark}  （正确答案 {decode(row[PROMPT_LEN:])}）")
+
+
+# 和预训练开始时一样的随机种子：这就是预训练的起点
+torch.manual_seed(PRETRAIN["seed"])
+untrained = GPT(GPTConfig())
+show_answers(untrained, val_data)
+untrained_accuracy = accuracy(untrained, val_data)
+print(f"未训练模型在验证集上的准确率: {untrained_accuracy:.1%}")
+# --8<-- [end:before]
+
+# --8<-- [start:pretrain]
+from _tinygpt import load_or_train_pretrained
+
+print("预训练设置:", PRETRAIN)
+pretrained = load_or_train_pretrained()
+history = pretrained.history
+for record in history:
+    print(
+        f"第 {record['step']:>4} 步  训练损失 {record['train_loss']:.4f}  "
+        f"验证损失 {record['val_loss']:.4f}  验证准确率 {record['val_accuracy']:.1%}"
+    )
+final_accuracy = history[-1]["val_accuracy"]
+if final_accuracy >= PRETRAIN["target_accuracy"]:
+    print(f"第 {history[-1]['step']} 步验证准确率达到目标 {PRETRAIN['target_accuracy']:.0%}，提前停止训练")
+else:
+    print(f"用完了 {PRETRAIN['steps']} 步，验证准确率没有达到目标 {PRETRAIN['target_accuracy']:.0%}")
+# --8<-- [end:pretrain]
+
+# --8<-- [start:pretrain_timing]
+how = "现场预训练并保存检查点" if pretrained.trained_now else "读取已有的检查点"
+print(f"计时（每次构建不同）：这次构建{how}，用时 {pretrained.seconds:.1f} 秒。")
+# --8<-- [end:pretrain_timing]
+
+# --8<-- [start:curve]
+import io
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+plt.rcParams["svg.hashsalt"] = "hello-pytorch"
+plt.rcParams["svg.fonttype"] = "none"  # 文字以文本写进 SVG，由浏览器用中文字体显示
+
+steps = [r["step"] for r in history]
+fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+ax_loss.plot(steps, [r["train_loss"] for r in history], marker="o", label="训练损失")
+ax_loss.plot(steps, [r["val_loss"] for r in history], marker="s", linestyle="--", label="验证损失")
+ax_loss.set_yscale("log")  # 损失跨了好几个数量级，用对数坐标才看得清后半段
+ax_loss.set_xlabel("训练步数")
+ax_loss.set_ylabel("交叉熵损失（对数坐标）")
+ax_loss.legend()
+ax_acc.plot(steps, [r["val_accuracy"] * 100 for r in history], marker="o", color="tab:green")
+ax_acc.axhline(PRETRAIN["target_accuracy"] * 100, color="gray", linestyle=":", label="目标")
+ax_acc.set_xlabel("训练步数")
+ax_acc.set_ylabel("验证集完全匹配准确率（%）")
+ax_acc.legend()
+for ax in (ax_loss, ax_acc):
+    ax.grid(alpha=0.3)
+fig.suptitle("小 GPT 在两位数加法上的预训练")
+
+buffer = io.StringIO()
+with warnings.catch_warnings():
+    # 构建机的 matplotlib 没有中文字体，只用它排版；真正显示交给浏览器，缺字形的警告可以忽略
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+plt.close(fig)
+print(buffer.getvalue())
+# --8<-- [end:curve]
+
+# --8<-- [start:after]
+model = pretrained.model
+show_answers(model, val_data)
+pretrained_accuracy = accuracy(model, val_data)
+wrong = (greedy_answers(model, val_data[:, :PROMPT_LEN]) != val_data[:, PROMPT_LEN:]).any(dim=1)
+print(
+    f"预训练后在验证集上的准确率: {pretrained_accuracy:.1%}（{len(val_data)} 道题错了 {int(wrong.sum())} 道）"
+)
+for row in val_data[wrong][:3]:
+    print(
+        "答错的题:",
+        decode(row[:PROMPT_LEN]),
+        "模型答",
+        decode(greedy_answers(model, row[None, :PROMPT_LEN])[0]),
+    )
+# --8<-- [end:after]
+
+# --8<-- [start:summary]
+print(
+    f"未训练时，模型在 {len(val_data)} 道验证题上的准确率是 **{untrained_accuracy:.1%}**；"
+    f"预训练 **{history[-1]['step']}** 步后，验证损失从 {history[0]['val_loss']:.4f} 降到 "
+    f"**{history[-1]['val_loss']:.4f}**，准确率升到 **{pretrained_accuracy:.1%}**"
+    f"（事先定下的目标是 {PRETRAIN['target_accuracy']:.0%}）。"
+)
+# 答错的题错在哪一位：百位、十位、个位各数一数
+wrong_digits = (greedy_answers(model, val_data[:, :PROMPT_LEN]) != val_data[:, PROMPT_LEN:])[wrong].sum(dim=0)
+if int(wrong.sum()):
+    print(
+        f"答错的 {int(wrong.sum())} 道题里，百位、十位、个位写错的分别有 "
+        f"{wrong_digits[0]}、{wrong_digits[1]}、{wrong_digits[2]} 道。"
+    )
+# --8<-- [end:summary]
+
+# --8<-- [start:checkpoint]
+from _tinygpt import CHECKPOINT
+
+checkpoint = torch.load(CHECKPOINT, weights_only=True)
+print("检查点里存了:", sorted(checkpoint))
+print("模型配置:", checkpoint["config"])
+print("state_dict 的前 4 个键:", list(checkpoint["state_dict"])[:4])
+
+fresh = GPT(GPTConfig(**checkpoint["config"]))  # 一个全新的、随机初始化的模型
+fresh.load_state_dict(checkpoint["state_dict"])
+fresh.eval()
+with torch.no_grad():
+    reloaded_equal = torch.equal(fresh(val_data[:, :-1]), model(val_data[:, :-1]))
+assert reloaded_equal, "重新读取的模型输出应与原模型完全相同"
+print("重新读取的模型与原模型在整个验证集上的 logits 完全相同:", reloaded_equal)
+print(f"重新读取的模型准确率: {accuracy(fresh, val_data):.1%}")
+# --8<-- [end:checkpoint]

@@ -1,0 +1,110 @@
+"""第二部分第 4 页：从零实现 LoRA，检查它的三条性质（初始时不改变模型、只训练 A 和 B、能合并回原权重），再试几个秩 r。"""
+
+# --8<-- [start:wrap]
+import copy
+
+import torch
+from _tinygpt import LORA_ALPHA, LORA_RANK, LORA_TARGETS, LoRALinear, apply_lora, load_or_train_pretrained
+
+pretrained = load_or_train_pretrained()
+base = pretrained.model
+model = copy.deepcopy(base)
+torch.manual_seed(0)
+wrapped_names = apply_lora(model, LORA_TARGETS, r=LORA_RANK, alpha=LORA_ALPHA)
+print("换成 LoRALinear 的层:", wrapped_names)
+print(model.blocks[0].attn)
+trainable_names = [name for name, p in model.named_parameters() if p.requires_grad]
+print("需要梯度的参数（前 4 个）:", trainable_names[:4])
+# --8<-- [end:wrap]
+
+# --8<-- [start:init_equal]
+from _tinygpt import subtraction_data
+
+sub_train, sub_val = subtraction_data()
+add_val = pretrained.val_data
+with torch.no_grad():
+    same_at_init = torch.equal(model(add_val[:, :-1]), base(add_val[:, :-1]))
+print("刚包上 LoRA 时，输出与原模型逐位相同:", same_at_init)
+print("B 全是 0:", all(bool((m.B == 0).all()) for m in model.modules() if isinstance(m, LoRALinear)))
+# --8<-- [end:init_equal]
+
+# --8<-- [start:count]
+from _tinygpt import count_parameters
+
+formula_total = 0
+for name in wrapped_names:
+    layer = model.get_submodule(name)
+    d_in, d_out = layer.base.in_features, layer.base.out_features
+    n = LORA_RANK * (d_in + d_out)
+    formula_total += n
+    print(
+        f"{name:<18} d_in={d_in:>3}  d_out={d_out:>3}  r·(d_in+d_out) = {n:>5,}   原权重 d_out·d_in = {d_in * d_out:>6,}"
+    )
+trainable = count_parameters(model, trainable_only=True)
+print(f"按公式合计 {formula_total:,}，实际可训练参数 {trainable:,}，相等: {formula_total == trainable}")
+base_total = count_parameters(base)
+print(f"只相当于原模型 {base_total:,} 个参数的 {trainable / base_total:.1%}")
+# --8<-- [end:count]
+
+# --8<-- [start:train]
+from _tinygpt import FINETUNE, FINETUNE_LR, accuracy, finetune
+
+history = finetune(model, sub_train, sub_val, lr=FINETUNE_LR["lora"])
+lora_accuracy = accuracy(model, sub_val)
+print(f"LoRA 训练 {FINETUNE['steps']} 步后，减法验证集准确率 {lora_accuracy:.1%}")
+# 训练后 BA 不再是 0，但它的秩最多是 r
+update_ranks = {
+    name: int(torch.linalg.matrix_rank(model.get_submodule(name).B @ model.get_submodule(name).A))
+    for name in wrapped_names
+}
+print("每层更新量 BA 的秩:", sorted(set(update_ranks.values())), "（不超过 r =", LORA_RANK, "）")
+# --8<-- [end:train]
+
+# --8<-- [start:merge]
+from _tinygpt import GPT, PROMPT_LEN, greedy_answers, merge_lora
+
+merged = merge_lora(copy.deepcopy(model))
+with torch.no_grad():
+    unmerged_logits, merged_logits = model(sub_val[:, :-1]), merged(sub_val[:, :-1])
+# 先乘后加和先加后乘，float32 的舍入不同；logits 在 ±20 上下，允许万分之一的误差
+torch.testing.assert_close(merged_logits, unmerged_logits, rtol=1e-4, atol=1e-4)
+print("合并前后 logits 在 float32 舍入误差内相等（assert_close 通过）")
+same_predictions = torch.equal(
+    greedy_answers(merged, sub_val[:, :PROMPT_LEN]), greedy_answers(model, sub_val[:, :PROMPT_LEN])
+)
+print("合并前后生成的答案逐字相同:", same_predictions)
+print("合并后还剩下 LoRALinear 吗:", any(isinstance(m, LoRALinear) for m in merged.modules()))
+print(f"合并后的参数量 {count_parameters(merged):,}，与原模型 {count_parameters(base):,} 相同")
+
+plain = GPT(pretrained.config)  # 一个普通的 GPT，能直接装下合并后的权重
+plain.load_state_dict(merged.state_dict())
+merged_accuracy = accuracy(plain, sub_val)
+print(f"装进普通 GPT 后的减法准确率 {merged_accuracy:.1%}（合并前 {lora_accuracy:.1%}）")
+# --8<-- [end:merge]
+
+# --8<-- [start:rank_sweep]
+ranks = [1, 2, LORA_RANK, 8]
+sweep = {}
+for r in ranks:
+    if r == LORA_RANK:  # 这个秩上面已经训练过了，直接用它的结果
+        sweep[r] = {"trainable": trainable, "new": lora_accuracy}
+    else:
+        candidate = copy.deepcopy(base)
+        torch.manual_seed(0)
+        apply_lora(candidate, LORA_TARGETS, r=r, alpha=2 * r)  # alpha = 2r：缩放系数 alpha/r 固定为 2
+        finetune(candidate, sub_train, sub_val, lr=FINETUNE_LR["lora"])
+        sweep[r] = {
+            "trainable": count_parameters(candidate, trainable_only=True),
+            "new": accuracy(candidate, sub_val),
+        }
+    print(f"r = {r:>2}：可训练参数 {sweep[r]['trainable']:>6,}，减法准确率 {sweep[r]['new']:.1%}")
+# --8<-- [end:rank_sweep]
+
+# --8<-- [start:summary]
+best = max(sweep, key=lambda r: sweep[r]["new"])
+print(
+    f"秩从 {ranks[0]} 增加到 {ranks[-1]}，可训练参数从 {sweep[ranks[0]]['trainable']:,} 增加到 "
+    f"{sweep[ranks[-1]]['trainable']:,}，减法准确率从 **{sweep[ranks[0]]['new']:.1%}** 变为 "
+    f"**{sweep[ranks[-1]]['new']:.1%}**；这组实验里准确率最高的是 r = {best}（{sweep[best]['new']:.1%}）。"
+)
+# --8<-- [end:summary]
