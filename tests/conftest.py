@@ -79,7 +79,10 @@ def mkdocs_build(
     offline=True 时在没有网络的命名空间里构建（unshare --net）。
     """
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HELLO_PYTORCH_COLD": "1", **env_extra}
-    prefix = ["unshare", "--net"] if offline else []
+    # 断网的命名空间里只有回环接口，而且默认是关着的；打开它，本机进程之间（如 torchrun 的各进程）照样能通信
+    prefix = (
+        ["unshare", "--net", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"] if offline else []
+    )
     return subprocess.run(
         [
             *prefix,
