@@ -28,14 +28,20 @@ def _install_requirements(session: nox.Session) -> None:
     stamp.write_text(digest)
 
 
-def _install_browser_assets(session: nox.Session) -> None:
-    """网站自带的 Mermaid 与 MathJax：按 package-lock.json 用 npm ci 装进 node_modules/（不入库）。"""
+def _install_browser_assets(session: nox.Session, dev: bool = False) -> None:
+    """网站自带的 Mermaid 与 MathJax：按 package-lock.json 用 npm ci 装进 node_modules/（不入库）。
+
+    dev=True 时连同开发用的 Lighthouse 一起装（只有 nox -s audit 需要）。
+    """
+    mode = "dev" if dev else "site"
     digest = hashlib.sha256((ROOT / "package-lock.json").read_bytes()).hexdigest()
     stamp = ROOT / "node_modules" / ".package-lock.sha256"
-    if stamp.exists() and stamp.read_text() == digest:
+    installed = stamp.read_text().split() if stamp.exists() else []
+    if installed and installed[0] == digest and (installed[1] == "dev" or not dev):
         return
-    session.run("npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
-    stamp.write_text(digest)
+    omit = [] if dev else ["--omit=dev"]
+    session.run("npm", "ci", *omit, "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error")
+    stamp.write_text(f"{digest} {mode}")
 
 
 def _pin(name: str) -> str:
@@ -76,6 +82,15 @@ def bench(session: nox.Session) -> None:
     _install_requirements(session)
     _install_browser_assets(session)
     session.run("python", "tests/bench.py", env=BUILD_ENV)
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """Lighthouse 审计三页（各 3 次取中位数），打印得分与加载指标，检查目标。"""
+    _install_requirements(session)
+    _install_browser_assets(session, dev=True)
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=BUILD_ENV)
+    session.run("python", "tests/audit.py", env=BUILD_ENV)
 
 
 @nox.session
