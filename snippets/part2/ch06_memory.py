@@ -1,0 +1,248 @@
+"""第二部分第 6 页：7B、13B、70B 模型的显存账——权重的各种格式、全量微调、LoRA、QLoRA，参数量取自真实的模型形状。"""
+
+# --8<-- [start:shapes]
+import torch
+from torch import nn
+
+# LLaMA 2 三种规模的形状（Touvron 等 2023 的论文及随模型发布的 config.json）
+LLAMA2 = {
+    "7B": {"d_model": 4096, "n_layers": 32, "n_heads": 32, "n_kv_heads": 32, "d_ff": 11008, "vocab": 32000},
+    "13B": {"d_model": 5120, "n_layers": 40, "n_heads": 40, "n_kv_heads": 40, "d_ff": 13824, "vocab": 32000},
+    "70B": {"d_model": 8192, "n_layers": 80, "n_heads": 64, "n_kv_heads": 8, "d_ff": 28672, "vocab": 32000},
+}
+
+
+class DecoderLayer(nn.Module):
+    """LLaMA 的一层：注意力的 4 个投影、SwiGLU 前馈层的 3 个投影、2 个 RMSNorm；线性层都没有偏置。"""
+
+    def __init__(self, d_model, n_heads, n_kv_heads, d_ff, device):
+        super().__init__()
+        # 分组查询注意力（GQA）：K、V 的头比 Q 少，它们的投影也就更窄
+        d_kv = d_model // n_heads * n_kv_heads
+        self.q_proj = nn.Linear(d_model, d_model, bias=False, device=device)
+        self.k_proj = nn.Linear(d_model, d_kv, bias=False, device=device)
+        self.v_proj = nn.Linear(d_model, d_kv, bias=False, device=device)
+        self.o_proj = nn.Linear(d_model, d_model, bias=False, device=device)
+        self.gate_proj = nn.Linear(d_model, d_ff, bias=False, device=device)
+        self.up_proj = nn.Linear(d_model, d_ff, bias=False, device=device)
+        self.down_proj = nn.Linear(d_ff, d_model, bias=False, device=device)
+        self.input_layernorm = nn.RMSNorm(d_model, device=device)
+        self.post_attention_layernorm = nn.RMSNorm(d_model, device=device)
+
+
+def llama_skeleton(d_model, n_layers, n_heads, n_kv_heads, d_ff, vocab):
+    # meta 设备上的张量只有形状、没有数据：70B 的骨架也几乎不占内存，却能像真模型一样数参数
+    model = nn.Module()
+    model.embed_tokens = nn.Embedding(vocab, d_model, device="meta")
+    model.layers = nn.ModuleList(
+        DecoderLayer(d_model, n_heads, n_kv_heads, d_ff, device="meta") for _ in range(n_layers)
+    )
+    model.norm = nn.RMSNorm(d_model, device="meta")
+    model.lm_head = nn.Linear(d_model, vocab, bias=False, device="meta")  # 输出层不与词嵌入共用权重
+    return model
+
+
+def llama_param_formula(d_model, n_layers, n_heads, n_kv_heads, d_ff, vocab):
+    d_kv = d_model // n_heads * n_kv_heads
+    per_layer = 2 * d_model * d_model + 2 * d_model * d_kv + 3 * d_model * d_ff + 2 * d_model
+    return n_layers * per_layer + 2 * vocab * d_model + d_model
+
+
+skeletons = {name: llama_skeleton(**shape) for name, shape in LLAMA2.items()}
+real_params = {name: sum(p.numel() for p in model.parameters()) for name, model in skeletons.items()}
+formula_params = {name: llama_param_formula(**shape) for name, shape in LLAMA2.items()}
+print("| 模型 | $d$ | $L$ | $d_{ff}$ | K/V 头数 | 公式算出的参数量 | meta 骨架数出的参数量 |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for name, s in LLAMA2.items():
+    print(
+        f"| LLaMA 2 {name} | {s['d_model']:,} | {s['n_layers']} | {s['d_ff']:,} | {s['n_kv_heads']} "
+        f"| {formula_params[name]:,} | {real_params[name]:,} |"
+    )
+# --8<-- [end:shapes]
+
+# --8<-- [start:weights]
+GB = 1e9  # 和第一部分第 7 章一样：1 GB = 10^9 字节
+MODEL_PARAMS = {"7B": 7e9, "13B": 13e9, "70B": 70e9}  # 名义参数量，和第 7 章一致
+WEIGHT_BYTES = {"fp32": 4, "bf16": 2, "int8": 1, "int4": 0.5}  # 每个参数占几个字节
+
+weights_gb = {
+    model: {fmt: n * nbytes / GB for fmt, nbytes in WEIGHT_BYTES.items()} for model, n in MODEL_PARAMS.items()
+}
+print("| 参数量 | " + " | ".join(f"{fmt}（{b} 字节）" for fmt, b in WEIGHT_BYTES.items()) + " |")
+print("|---|" + "---:|" * len(WEIGHT_BYTES))
+for model, row in weights_gb.items():
+    print(f"| {model} | " + " | ".join(f"{gb:,.1f} GB" for gb in row.values()) + " |")
+gib_ratio = GB / 2**30
+print(
+    f"\n1 GB = 10^9 字节；有的工具用 1 GiB = 2^30 = {2**30:,} 字节，"
+    f"同样多的字节写成 GiB，数字要乘以 {gib_ratio:.3f}。"
+)
+# --8<-- [end:weights]
+
+# --8<-- [start:adam_bytes]
+# 在一个小模型上真的做一步混合精度的 Adam 训练，数一数每类张量实际占了多少字节
+torch.manual_seed(0)
+tiny = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256)).to(torch.bfloat16)
+n_tiny = sum(p.numel() for p in tiny.parameters())
+master = [p.detach().float().requires_grad_() for p in tiny.parameters()]  # fp32 主权重（master weights）
+optimizer = torch.optim.AdamW(master, lr=1e-3)
+
+x = torch.randn(32, 256, dtype=torch.bfloat16)
+tiny(x).float().pow(2).mean().backward()  # 前向、反向都在 bf16 里：梯度也是 bf16
+for m, p in zip(master, tiny.parameters(), strict=True):
+    m.grad = p.grad.float()  # 临时转成 fp32 交给优化器，用完就释放
+optimizer.step()
+for m in master:
+    m.grad = None
+with torch.no_grad():
+    for m, p in zip(master, tiny.parameters(), strict=True):
+        p.copy_(m)  # 更新后的主权重舍入回 bf16，下一步前向用
+
+
+def nbytes(tensors):
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+measured_bytes = {
+    "bf16 权重": nbytes(tiny.parameters()),
+    "bf16 梯度": nbytes(p.grad for p in tiny.parameters()),
+    "fp32 主权重": nbytes(master),
+    "Adam 一阶矩 m（fp32）": nbytes(optimizer.state[m]["exp_avg"] for m in master),
+    "Adam 二阶矩 v（fp32）": nbytes(optimizer.state[m]["exp_avg_sq"] for m in master),
+}
+step_counter_bytes = nbytes(optimizer.state[m]["step"] for m in master)
+print(f"小模型的参数量: {n_tiny:,}")
+for kind, b in measured_bytes.items():
+    print(f"{kind:<18} {b:>10,} 字节 = {b / n_tiny:g} 字节/参数")
+bytes_per_param_measured = sum(measured_bytes.values()) / n_tiny
+print(
+    f"合计 {bytes_per_param_measured:g} 字节/参数（另有 {len(master)} 个计步器共 {step_counter_bytes} 字节，可忽略）"
+)
+# --8<-- [end:adam_bytes]
+
+# --8<-- [start:full_finetune]
+FULL_FT_BYTES = {"bf16 权重": 2, "bf16 梯度": 2, "fp32 主权重": 4, "Adam m": 4, "Adam v": 4}
+FULL_FT_BYTES_PER_PARAM = sum(FULL_FT_BYTES.values())
+
+full_ft_gb = {model: {k: n * b / GB for k, b in FULL_FT_BYTES.items()} for model, n in MODEL_PARAMS.items()}
+print("| 参数量 | " + " | ".join(FULL_FT_BYTES) + f" | 合计（{FULL_FT_BYTES_PER_PARAM} 字节/参数） |")
+print("|---|" + "---:|" * (len(FULL_FT_BYTES) + 1))
+for model, row in full_ft_gb.items():
+    cells = " | ".join(f"{gb:,.0f} GB" for gb in row.values())
+    print(f"| {model} | {cells} | **{sum(row.values()):,.0f} GB** |")
+# --8<-- [end:full_finetune]
+
+# --8<-- [start:lora_count]
+LORA_RANK = 8
+LORA_TARGETS = ("q_proj", "v_proj")  # LoRA 论文里最常用的设置：只改注意力的 q、v 投影
+
+
+def lora_param_count(model, r, targets):
+    """每个被选中的 d_out × d_in 线性层加上 A（r × d_in）和 B（d_out × r）：r·(d_in + d_out) 个参数。"""
+    return sum(
+        r * (m.in_features + m.out_features)
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and name.endswith(targets)
+    )
+
+
+lora_params = {name: lora_param_count(model, LORA_RANK, LORA_TARGETS) for name, model in skeletons.items()}
+for name, n in lora_params.items():
+    layer = skeletons[name].layers[0]
+    print(
+        f"LLaMA 2 {name}: q_proj {layer.q_proj.in_features}→{layer.q_proj.out_features}，"
+        f"v_proj {layer.v_proj.in_features}→{layer.v_proj.out_features}，"
+        f"r={LORA_RANK} 的 LoRA 参数 {n:,} 个，占全部参数的 {n / real_params[name]:.3%}"
+    )
+# --8<-- [end:lora_count]
+
+# --8<-- [start:lora_memory]
+ADAPTER_BYTES_PER_PARAM = FULL_FT_BYTES_PER_PARAM  # 适配器本身照样做混合精度的 Adam 训练
+
+
+def finetune_memory_gb(model):
+    n, n_lora = MODEL_PARAMS[model], lora_params[model]
+    adapters = n_lora * ADAPTER_BYTES_PER_PARAM / GB
+    return {
+        "全量微调": n * FULL_FT_BYTES_PER_PARAM / GB,
+        "LoRA（bf16 底座）": n * WEIGHT_BYTES["bf16"] / GB + adapters,
+        "QLoRA（int4 底座）": n * WEIGHT_BYTES["int4"] / GB + adapters,
+        "其中适配器": adapters,
+    }
+
+
+memory_gb = {model: finetune_memory_gb(model) for model in MODEL_PARAMS}
+print("| 参数量 | " + " | ".join(memory_gb["7B"]) + " |")
+print("|---|" + "---:|" * len(memory_gb["7B"]))
+for model, row in memory_gb.items():
+    print(f"| {model} | " + " | ".join(f"{gb:,.2f} GB" for gb in row.values()) + " |")
+
+# QLoRA 的 4 位权重还要存量化常数：每 64 个权重一个 fp32 的缩放因子；
+# “双重量化”把这些缩放因子再量化成 8 位，每 256 个共用一个 fp32 常数
+absmax_bits = 32 / 64
+double_quant_bits = 8 / 64 + 32 / (64 * 256)
+print(
+    f"\n量化常数：每个权重另加 {absmax_bits} 位，双重量化后只加 {double_quant_bits:.3f} 位，"
+    f"相当于 int4 底座再多 {double_quant_bits / 4:.1%}（上表没有计入）。"
+)
+# --8<-- [end:lora_memory]
+
+# --8<-- [start:plot]
+import io
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+plt.rcParams["svg.hashsalt"] = "hello-pytorch"
+plt.rcParams["svg.fonttype"] = "none"  # 文字以文本写进 SVG，由浏览器用中文字体显示
+
+methods = {
+    "bf16 推理（只有权重）": {m: weights_gb[m]["bf16"] for m in MODEL_PARAMS},
+    "全量微调": {m: memory_gb[m]["全量微调"] for m in MODEL_PARAMS},
+    "LoRA": {m: memory_gb[m]["LoRA（bf16 底座）"] for m in MODEL_PARAMS},
+    "QLoRA": {m: memory_gb[m]["QLoRA（int4 底座）"] for m in MODEL_PARAMS},
+}
+fig, ax = plt.subplots(figsize=(7, 3.8))
+width = 0.2
+for i, (method, values) in enumerate(methods.items()):
+    xs = [j + (i - 1.5) * width for j in range(len(MODEL_PARAMS))]
+    ax.bar(xs, list(values.values()), width, label=method)
+for gpu_gb, style in ((24, ":"), (80, "--")):
+    ax.axhline(gpu_gb, color="black", linestyle=style, linewidth=1)
+    # 标注写在坐标轴右边外侧，不压住柱子
+    ax.text(1.01, gpu_gb, f"{gpu_gb} GB 显卡", transform=ax.get_yaxis_transform(), fontsize=9, va="center")
+ax.set_yscale("log")
+ax.set_xticks(range(len(MODEL_PARAMS)), list(MODEL_PARAMS))
+ax.set_xlabel("模型参数量")
+ax.set_ylabel("显存（GB，对数刻度）")
+ax.set_title("权重 + 梯度 + 优化器状态（不含激活值）")
+ax.legend(fontsize=8, ncols=2, loc="upper left")
+buffer = io.StringIO()
+with warnings.catch_warnings():
+    # 构建机器上的 matplotlib 没有中文字体，只影响它估算文字宽度；SVG 里的中文由浏览器显示
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+plt.close(fig)
+print(buffer.getvalue())
+# --8<-- [end:plot]
+
+# --8<-- [start:summary]
+m7, m70 = memory_gb["7B"], memory_gb["70B"]
+
+
+def versus_80gb(gb):
+    return "超过一张 80 GB 显卡" if gb > 80 else "一张 80 GB 显卡放得下"
+
+
+print(
+    f"以 7B 模型为例：全量微调要 **{m7['全量微调']:,.0f} GB**，{versus_80gb(m7['全量微调'])}；"
+    f"LoRA 把可训练参数降到 **{lora_params['7B']:,}** 个，显存约 **{m7['LoRA（bf16 底座）']:.1f} GB**，"
+    f"其中 {m7['LoRA（bf16 底座）'] - m7['其中适配器']:.1f} GB 是冻结的 bf16 权重；"
+    f"QLoRA 把底座压成 int4，只要约 **{m7['QLoRA（int4 底座）']:.1f} GB**。"
+    f"70B 模型的全量微调要 **{m70['全量微调']:,.0f} GB**；"
+    f"QLoRA 约 **{m70['QLoRA（int4 底座）']:.1f} GB**，{versus_80gb(m70['QLoRA（int4 底座）'])}（激活值另算）。"
+)
+# --8<-- [end:summary]

@@ -1,0 +1,88 @@
+"""第二部分第 5 页：编译版与 eager 模式结果一致；bf16 自动混合精度的误差在声明的容差内；计时只检查合理性。"""
+
+import math
+
+import torch
+
+SNIPPET = "snippets/part2/ch05_speed.py"
+
+
+def test_compiled_step_matches_eager(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    torch.testing.assert_close(ns["compiled_logits"], ns["eager_logits"])
+    assert ns["eager_grads"].keys() == ns["compiled_grads"].keys()
+    for name, grad in ns["eager_grads"].items():
+        torch.testing.assert_close(
+            ns["compiled_grads"][name], grad, msg=f"编译版的梯度 {name} 与 eager 模式不同"
+        )
+    assert ns["compile_logits_diff"] < 1e-5 and ns["compile_grad_diff"] < 1e-5
+    assert ns["compile_agrees"] is True
+
+
+def test_eager_loss_is_near_uniform_guess(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    uniform = math.log(ns["config"].vocab_size)
+    assert abs(ns["eager_loss"].item() - uniform) < 0.5, (
+        f"新初始化模型的损失 {ns['eager_loss']:.3f} 离 ln V 太远"
+    )
+
+
+def test_every_parameter_gets_a_gradient(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    model = ns["model"]
+    assert set(ns["eager_grads"]) == {name for name, _ in model.named_parameters()}
+    assert all(g.abs().sum() > 0 for g in ns["eager_grads"].values()), "有参数的梯度全是 0"
+
+
+def test_autocast_mixes_precisions(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    dtypes = ns["output_dtypes"]
+    assert dtypes["blocks.0.attn.qkv"] == torch.bfloat16, "autocast 下线性层应输出 bf16"
+    assert dtypes["head"] == torch.bfloat16
+    assert dtypes["blocks.0.ln1"] == torch.float32, "LayerNorm 的输出应保持 fp32"
+    assert dtypes["blocks.0"] == torch.float32, "残差流应保持 fp32"
+    assert ns["bf16_logits"].dtype == torch.bfloat16
+    assert ns["bf16_loss"].dtype == torch.float32
+    # autocast 不改变参数本身的类型，梯度也是 fp32
+    assert all(p.dtype == torch.float32 for p in ns["model"].parameters())
+    assert all(g.dtype == torch.float32 for g in ns["bf16_grads"].values())
+
+
+def test_bf16_error_is_small_but_not_zero(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    unit_roundoff = 2.0**-8
+    error = ns["bf16_logits_error"]
+    # 真的换了精度（误差不为 0），但误差只有单次舍入误差的几倍以内
+    assert 0.1 * unit_roundoff < error < ns["BF16_TOLERANCE"], f"bf16 logits 的相对误差 {error}"
+    assert ns["bf16_grad_error"] < ns["BF16_TOLERANCE"], f"bf16 梯度的相对误差 {ns['bf16_grad_error']}"
+    assert ns["bf16_loss_diff"] < 0.01
+
+
+def test_relative_error_helper(run_snippet):
+    relative_error = run_snippet(SNIPPET).ns["relative_error"]
+    # 能手算的例子：‖(0, 0.5)‖ / ‖(3, 4)‖ = 0.5 / 5 = 0.1
+    exact = torch.tensor([3.0, 4.0])
+    approx = torch.tensor([3.0, 4.5], dtype=torch.bfloat16)
+    assert math.isclose(relative_error(approx, exact), 0.1, rel_tol=1e-6)
+
+
+def test_timings_are_sane(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    # 只检查测量是否合理，不断言快慢：快慢取决于机器
+    assert ns["compile_seconds"] > 0
+    assert set(ns["step_ms"]) == {
+        "eager 模式（fp32）",
+        "eager 模式 + bf16 自动混合精度",
+        "torch.compile（fp32）",
+    }
+    assert all(0 < ms < 10_000 for ms in ns["step_ms"].values())
+
+
+def test_printed_output(run_snippet):
+    out = run_snippet(SNIPPET).stdout
+    assert "logits 与 eager 模式的最大绝对差 < 1e-5: True" in out
+    assert "全部梯度与 eager 模式的最大绝对差 < 1e-5: True" in out
+    assert "logits 和各个梯度的相对误差都小于 0.02: True" in out
+    assert "blocks.0.attn.qkv  输出 torch.bfloat16" in out
+    assert "计时（每次构建不同）" in out
+    assert "**本次构建的结论**" in out

@@ -1,0 +1,111 @@
+"""第二部分第 6 页：显存账的每一笔算术——真实形状的参数量、各格式的权重、16 字节/参数、LoRA 与 QLoRA。"""
+
+import math
+
+import pytest
+import torch
+
+SNIPPET = "snippets/part2/ch06_memory.py"
+GB = 1e9
+
+# LLaMA 2 公开的参数量（由官方检查点逐个张量数出）
+PUBLISHED_PARAMS = {"7B": 6_738_415_616, "13B": 13_015_864_320, "70B": 68_976_648_192}
+
+
+@pytest.fixture(scope="module")
+def ns(run_snippet):
+    return run_snippet(SNIPPET).ns
+
+
+def test_skeletons_match_published_counts_and_formula(ns):
+    assert ns["real_params"] == PUBLISHED_PARAMS
+    assert ns["formula_params"] == PUBLISHED_PARAMS
+    # meta 骨架不占内存：所有参数都在 meta 设备上
+    assert all(p.is_meta for model in ns["skeletons"].values() for p in model.parameters())
+
+
+def test_gqa_narrows_kv_only_for_70b(ns):
+    layer70 = ns["skeletons"]["70B"].layers[0]
+    assert (layer70.k_proj.out_features, layer70.v_proj.out_features) == (1024, 1024)
+    layer7 = ns["skeletons"]["7B"].layers[0]
+    assert layer7.v_proj.out_features == 4096
+
+
+def test_weight_memory_per_format(ns):
+    weights = ns["weights_gb"]
+    assert weights["7B"] == pytest.approx({"fp32": 28.0, "bf16": 14.0, "int8": 7.0, "int4": 3.5})
+    assert weights["13B"]["bf16"] == pytest.approx(26.0)
+    assert weights["70B"] == pytest.approx({"fp32": 280.0, "bf16": 140.0, "int8": 70.0, "int4": 35.0})
+    assert ns["gib_ratio"] == pytest.approx(1e9 / 2**30)
+
+
+def test_measured_mixed_precision_adam_is_16_bytes_per_param(ns):
+    n = ns["n_tiny"]
+    per_param = {kind: b / n for kind, b in ns["measured_bytes"].items()}
+    assert list(per_param.values()) == [2, 2, 4, 4, 4], per_param
+    assert ns["bytes_per_param_measured"] == 16 == ns["FULL_FT_BYTES_PER_PARAM"]
+    # 计步器每个参数张量一个，相对总量可以忽略
+    assert ns["step_counter_bytes"] < 1e-4 * sum(ns["measured_bytes"].values())
+    # 一步更新之后，bf16 权重确实是 fp32 主权重舍入的结果
+    for master, p in zip(ns["master"], ns["tiny"].parameters(), strict=True):
+        assert p.dtype == torch.bfloat16 and master.dtype == torch.float32
+        torch.testing.assert_close(p, master.to(torch.bfloat16), rtol=0, atol=0)
+
+
+def test_full_finetune_totals(ns):
+    totals = {model: sum(row.values()) for model, row in ns["full_ft_gb"].items()}
+    assert totals == pytest.approx({"7B": 112.0, "13B": 208.0, "70B": 1120.0})
+    assert ns["full_ft_gb"]["7B"]["fp32 主权重"] == pytest.approx(28.0)
+
+
+def test_lora_counts_from_real_shapes(ns):
+    assert ns["lora_params"] == {"7B": 4_194_304, "13B": 6_553_600, "70B": 16_384_000}
+    # 手算：层数 × [r·(d + d)（q_proj） + r·(d + d_kv)（v_proj）]
+    assert 32 * (8 * (4096 + 4096) + 8 * (4096 + 4096)) == 4_194_304
+    assert 80 * (8 * (8192 + 8192) + 8 * (8192 + 1024)) == 16_384_000
+    for model, n in ns["lora_params"].items():
+        assert n / PUBLISHED_PARAMS[model] < 1e-3, f"{model} 的 LoRA 参数应不到千分之一"
+
+
+def test_lora_and_qlora_memory(ns):
+    memory = ns["memory_gb"]
+    for model, n in ns["MODEL_PARAMS"].items():
+        adapters = ns["lora_params"][model] * 16 / GB
+        assert memory[model]["其中适配器"] == pytest.approx(adapters)
+        assert memory[model]["全量微调"] == pytest.approx(16 * n / GB)
+        assert memory[model]["LoRA（bf16 底座）"] == pytest.approx(2 * n / GB + adapters)
+        assert memory[model]["QLoRA（int4 底座）"] == pytest.approx(0.5 * n / GB + adapters)
+        # 排序：全量微调 > LoRA > QLoRA
+        assert (
+            memory[model]["全量微调"]
+            > memory[model]["LoRA（bf16 底座）"]
+            > memory[model]["QLoRA（int4 底座）"]
+        )
+    assert memory["7B"]["LoRA（bf16 底座）"] == pytest.approx(14.067108864)
+    assert memory["70B"]["QLoRA（int4 底座）"] < 80 < memory["7B"]["全量微调"]
+
+
+def test_quantization_constant_overhead(ns):
+    assert ns["absmax_bits"] == 0.5
+    assert math.isclose(ns["double_quant_bits"], 0.126953125)
+
+
+def test_consistent_with_part1_chapter7(run_snippet, ns):
+    """第一部分第 7 章的表和 LoRA 估算，与本页用同样的约定、得到同样的数。"""
+    ch07 = run_snippet("snippets/part1/ch07_outlook.py").ns
+    assert ch07["GB"] == ns["GB"]
+    for model in ("7B", "70B"):
+        assert ch07["memory_gb"][model]["bf16 权重"] == pytest.approx(ns["weights_gb"][model]["bf16"])
+        assert ch07["memory_gb"][model]["fp32 权重"] == pytest.approx(ns["weights_gb"][model]["fp32"])
+        assert ch07["memory_gb"][model]["Adam 训练"] == pytest.approx(ns["memory_gb"][model]["全量微调"])
+    assert ch07["lora_params_7b"] == ns["lora_params"]["7B"]
+
+
+def test_plot_is_svg_and_printed_output(run_snippet):
+    out = run_snippet(SNIPPET).stdout
+    assert "<svg" in out and "</svg>" in out
+    assert "| LLaMA 2 7B | 4,096 | 32 | 11,008 | 32 | 6,738,415,616 | 6,738,415,616 |" in out
+    assert "合计 16 字节/参数" in out
+    assert "r=8 的 LoRA 参数 4,194,304 个" in out
+    assert "| 7B | 112.00 GB | 14.07 GB | 3.57 GB | 0.07 GB |" in out
+    assert "1 GB = 10^9 字节" in out
