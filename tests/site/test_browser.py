@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DOCS
+from tests.conftest import DOCS, ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -320,3 +320,22 @@ def test_a_script_from_another_host_is_caught(browser, serve, broken_site):
 
 def test_chromium_is_found_or_the_hint_says_how_to_install():
     assert shutil.which("chromium") or Path(CHROMIUM).exists(), INSTALL_HINT
+
+
+SCREENSHOTS = ROOT / ".cache" / "screenshots"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize(("name", "path"), [("home", ""), ("hello", "part1/ch05_hello/")])
+def test_screenshots_are_saved_as_artefacts(browser, site_url, name, path, scheme):
+    """首页和 Hello PyTorch 页的浅色、深色截图，存到 .cache/screenshots/（测试产物，不入库）。"""
+    _report, page, context = visit(
+        browser, site_url, path, color_scheme=scheme, viewport={"width": 1280, "height": 900}
+    )
+    try:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        target = SCREENSHOTS / f"{name}-{scheme}.png"
+        page.screenshot(path=str(target))
+    finally:
+        context.close()
+    assert target.stat().st_size > 10_000
