@@ -11,7 +11,7 @@
    - 记录：每页页脚写明代码在构建时运行、用时、版本、是否来自缓存；“运行时间”页列出每页用时；
      site/exec-manifest.json 保存每个代码块的输出，供确定性测试逐块比较。
 3. 搜索：把术语表里的中文术语加进 jieba 的词典，搜“反向传播”这样的整词能找到。
-4. 资源：把 Mermaid 和 MathJax 从 node_modules/（package-lock.json 锁定、nox 用 npm ci 安装）
+4. 资源：把 Mermaid 和 KaTeX 从 node_modules/（package-lock.json 锁定、nox 用 npm ci 安装）
    放进网站的 assets/vendor/，读者的浏览器只向本站请求脚本，从不访问 CDN。
 """
 
@@ -374,14 +374,17 @@ def on_post_build(config):
 
 # ---------------------------------------------------------------- 4. 自带的浏览器脚本
 
-# 网站路径 -> node_modules 里的来源（文件或目录）；mkdocs.yml 的 extra_javascript 引用这些网站路径
+# 网站路径 -> node_modules 里的来源（文件或目录）；docs/javascripts/lazy-assets.js 按需加载这些网站路径
 VENDORED = {
-    "assets/vendor/mermaid/mermaid.min.js": "mermaid/dist/mermaid.min.js",
-    "assets/vendor/mathjax/tex-chtml.js": "mathjax/es5/tex-chtml.js",
-    # MathJax 按需加载的字体和 TeX 扩展，相对 tex-chtml.js 的位置查找
-    "assets/vendor/mathjax/output/chtml/fonts/woff-v2": "mathjax/es5/output/chtml/fonts/woff-v2",
-    "assets/vendor/mathjax/input/tex/extensions": "mathjax/es5/input/tex/extensions",
+    # Mermaid 的 ES 模块版：入口很小，只按需下载画当前图所需的代码块（chunks），不带 .map
+    "assets/vendor/mermaid/mermaid.esm.min.mjs": "mermaid/dist/mermaid.esm.min.mjs",
+    "assets/vendor/mermaid/chunks/mermaid.esm.min": "mermaid/dist/chunks/mermaid.esm.min",
+    # KaTeX：脚本、样式和字体（样式按相对路径找 fonts/）
+    "assets/vendor/katex/katex.min.js": "katex/dist/katex.min.js",
+    "assets/vendor/katex/katex.min.css": "katex/dist/katex.min.css",
+    "assets/vendor/katex/fonts": "katex/dist/fonts",
 }
+SKIPPED_SUFFIXES = (".map",)
 
 
 def on_files(files, config):
@@ -390,11 +393,11 @@ def on_files(files, config):
         origin = node_modules / source
         if not origin.exists():
             raise PluginError(
-                f"缺少 {origin}：Mermaid 与 MathJax 由本站自己提供，不从 CDN 加载。"
+                f"缺少 {origin}：Mermaid 与 KaTeX 由本站自己提供，不从 CDN 加载。"
                 "请运行 `nox -s docs`（它会执行 npm ci），或在仓库根目录运行 `npm ci`。"
             )
         for path in sorted(origin.rglob("*")) if origin.is_dir() else [origin]:
-            if path.is_file():
+            if path.is_file() and not path.name.endswith(SKIPPED_SUFFIXES):
                 uri = site_path if path == origin else f"{site_path}/{path.relative_to(origin).as_posix()}"
                 files.append(File.generated(config, uri, abs_src_path=str(path)))
     return files

@@ -29,7 +29,7 @@ def _install_requirements(session: nox.Session) -> None:
 
 
 def _install_browser_assets(session: nox.Session, dev: bool = False) -> None:
-    """网站自带的 Mermaid 与 MathJax：按 package-lock.json 用 npm ci 装进 node_modules/（不入库）。
+    """网站自带的 Mermaid 与 KaTeX：按 package-lock.json 用 npm ci 装进 node_modules/（不入库）。
 
     dev=True 时连同开发用的 Lighthouse 一起装（只有 nox -s audit 需要）。
     """

@@ -1,4 +1,4 @@
-// 本站自带的 Mermaid 与 MathJax（由 hooks.py 从 node_modules 放进 assets/vendor/），只在页面需要时加载：
+// 本站自带的 Mermaid 与 KaTeX（由 hooks.py 从 node_modules 放进 assets/vendor/），只在页面需要时加载：
 // 没有图也没有公式的页面两者都不请求。读者的浏览器只向本站请求脚本，从不访问 CDN。
 (function () {
   const vendor = new URL("../assets/vendor/", document.currentScript.src);
@@ -7,35 +7,57 @@
   function load(path) {
     if (!loading[path]) {
       loading[path] = new Promise((resolve, reject) => {
-        const script = document.createElement("script");
-        script.src = new URL(path, vendor).href;
-        script.onload = resolve;
-        script.onerror = () => reject(new Error(`无法加载本站的 ${script.src}`));
-        document.head.appendChild(script);
+        const url = new URL(path, vendor).href;
+        const element = document.createElement(path.endsWith(".css") ? "link" : "script");
+        if (path.endsWith(".css")) {
+          element.rel = "stylesheet";
+          element.href = url;
+        } else {
+          element.src = url;
+        }
+        element.onload = resolve;
+        element.onerror = () => reject(new Error(`无法加载本站的 ${url}`));
+        document.head.appendChild(element);
       });
     }
     return loading[path];
   }
 
   // mkdocs-material 只在页面有 Mermaid 图时才调用 mermaid.initialize / mermaid.render，
-  // 而且一旦发现全局变量 mermaid 就不再去 CDN 下载。这里放一个替身：第一次 render 时才加载本站的 Mermaid。
+  // 而且一旦发现全局变量 mermaid 就不再去 CDN 下载。这里放一个替身：第一次 render 时才加载本站的 Mermaid
+  // （ES 模块版，只下载画这种图需要的那部分代码）。
   // securityLevel "antiscript" 让图里的 click 链接可用（首页流程图），同时仍然移除 <script>。
   let mermaidConfig = {};
+  let realMermaid = null;
   window.mermaid = {
     initialize(config) {
       mermaidConfig = config;
     },
     async render(...args) {
-      await load("mermaid/mermaid.min.js"); // 它把全局的 mermaid 换成真的 Mermaid
-      window.mermaid.initialize({ ...mermaidConfig, securityLevel: "antiscript" });
-      return window.mermaid.render(...args);
+      if (!realMermaid) {
+        realMermaid = (await import(new URL("mermaid/mermaid.esm.min.mjs", vendor).href)).default;
+        realMermaid.initialize({ ...mermaidConfig, securityLevel: "antiscript" });
+      }
+      return realMermaid.render(...args);
     },
   };
 
-  // MathJax：页面里有公式（arithmatex）时才加载；加载后它在 mathjax.js 的 ready() 里自己订阅换页。
-  document$.subscribe(() => {
-    if (document.querySelector(".arithmatex")) {
-      load("mathjax/tex-chtml.js");
+  // 公式：pymdownx.arithmatex（generic）把每个公式放进 .arithmatex，行内是 \( … \)，独立成行是 \[ … \]。
+  // 页面有公式时才加载 KaTeX；每次（包括 instant 导航换页后）把还没排版的公式排版一遍。
+  async function typeset() {
+    const formulas = [...document.querySelectorAll(".arithmatex:not([data-typeset])")];
+    if (!formulas.length) return;
+    await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);
+    for (const element of formulas) {
+      const source = element.textContent.trim();
+      const display = element.tagName === "DIV";
+      const tex = source.replace(/^\\[([]/, "").replace(/\\[)\]]$/, "");
+      katex.render(tex, element, { displayMode: display, throwOnError: false });
+      element.dataset.typeset = "";
     }
+  }
+
+  document$.subscribe(() => {
+    typeset().catch((error) => console.error(error));
   });
 })();

@@ -1,7 +1,7 @@
 """在真实浏览器（Debian 的 Chromium，由 Playwright 驱动）里检查构建出的每一页。
 
 每一页：不向本站以外的主机发任何请求；没有控制台错误和未捕获的异常；每个 Mermaid 图都画成了 SVG；
-每个公式都排版了；没有图或公式的页面不加载 Mermaid / MathJax；axe-core 查不出严重的无障碍问题；
+每个公式都排版了；没有图或公式的页面不加载 Mermaid / KaTeX；axe-core 查不出严重的无障碍问题；
 375 像素宽的手机视口里没有横向滚动。全站：代码复制按钮、深浅色切换、中文搜索。
 """
 
@@ -114,17 +114,17 @@ class PageReport:
             found.append(
                 f"公式 {self.formulas} 个，排版成功 {self.typeset} 个，出错 {self.formula_errors} 个"
             )
-        loads_mermaid = any(url.endswith("mermaid.min.js") for url in self.requested)
-        loads_mathjax = any(url.endswith("tex-chtml.js") for url in self.requested)
+        loads_mermaid = any(url.endswith("mermaid.esm.min.mjs") for url in self.requested)
+        loads_katex = any(url.endswith("katex.min.js") for url in self.requested)
         if loads_mermaid != bool(self.mermaid_sources):
             found.append(f"Mermaid 脚本的加载与页面是否有图不符（加载={loads_mermaid}）")
-        if loads_mathjax != bool(self.formulas):
-            found.append(f"MathJax 的加载与页面是否有公式不符（加载={loads_mathjax}）")
+        if loads_katex != bool(self.formulas):
+            found.append(f"KaTeX 的加载与页面是否有公式不符（加载={loads_katex}）")
         return found
 
 
 def visit(browser, base: str, path: str, **context_args) -> tuple[PageReport, object, object]:
-    """打开一页，等 Mermaid 和 MathJax 完成，返回 (报告, page, context)。调用者负责关闭 context。"""
+    """打开一页，等 Mermaid 和 KaTeX 完成，返回 (报告, page, context)。调用者负责关闭 context。"""
     context = browser.new_context(**context_args)
     context.add_init_script(OPEN_SHADOW_ROOTS)
     report = PageReport(url=base + path)
@@ -146,12 +146,12 @@ def visit(browser, base: str, path: str, **context_args) -> tuple[PageReport, ob
     report.mermaid_sources = page.locator("pre.mermaid, div.mermaid").count()
     report.formulas = page.locator(".arithmatex").count()
     if report.mermaid_sources or report.formulas:
-        # 等待渲染完成（最多 20 秒）：每个 Mermaid 图有 SVG，每个公式有 mjx-container
+        # 等待渲染完成（最多 20 秒）：每个 Mermaid 图有 SVG，每个公式有 KaTeX 的排版结果
         page.wait_for_function(
             """([diagrams, formulas]) => {
                 const svgs = [...document.querySelectorAll('div.mermaid')]
                     .filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length;
-                const typeset = document.querySelectorAll('.arithmatex mjx-container').length;
+                const typeset = document.querySelectorAll('.arithmatex .katex').length;
                 return svgs >= diagrams && typeset >= formulas;
             }""",
             arg=[report.mermaid_sources, report.formulas],
@@ -163,8 +163,8 @@ def visit(browser, base: str, path: str, **context_args) -> tuple[PageReport, ob
         "() => [...document.querySelectorAll('div.mermaid')]"
         ".filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length"
     )
-    report.typeset = page.locator(".arithmatex mjx-container").count()
-    report.formula_errors = page.locator("mjx-merror").count()
+    report.typeset = page.locator(".arithmatex .katex").count()
+    report.formula_errors = page.locator(".arithmatex .katex-error").count()
     return report, page, context
 
 
@@ -250,14 +250,14 @@ def test_palette_toggle_switches_light_and_dark(browser, site_url):
 
 
 def test_formulas_are_typeset_after_instant_navigation(browser, site_url):
-    """instant 导航换页后，新页面的公式也要排版（MathJax 需在 document$ 上重新排版）。"""
+    """instant 导航换页后，新页面的公式也要排版（KaTeX 在 document$ 上为新页面排版）。"""
     report, page, context = visit(browser, site_url, "part1/ch02_concepts/")
     try:
         page.locator("a.md-footer__link--next").click()
         page.wait_for_url("**/ch03_algorithm/")
         formulas = page.locator(".arithmatex").count()
         page.wait_for_function(
-            "n => document.querySelectorAll('.arithmatex mjx-container').length >= n",
+            "n => document.querySelectorAll('.arithmatex .katex').length >= n",
             arg=formulas,
             timeout=20_000,
         )

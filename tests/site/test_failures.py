@@ -91,7 +91,7 @@ def test_good_links_and_chinese_anchors_pass(throwaway):
 
 
 def test_missing_browser_assets_fail_with_what_to_run(throwaway):
-    """没装 Mermaid/MathJax 时构建失败并说明该运行什么，绝不悄悄退回 CDN。"""
+    """没装 Mermaid/KaTeX 时构建失败并说明该运行什么，绝不悄悄退回 CDN。"""
     code, log = throwaway({"index.md": "# 首页\n"}, assets=False)
     assert code != 0
     assert "npm ci" in log and "node_modules" in log, log

@@ -193,8 +193,8 @@ def test_every_article_section_has_its_page_in_order():
     """读过原文的人能在导航里按原来的顺序找到每一节。"""
     titles = []
     for page in nav_pages():
-        first = (DOCS / page).read_text(encoding="utf-8").splitlines()[0]
-        titles.append(first.removeprefix("# ").strip())
+        lines = (DOCS / page).read_text(encoding="utf-8").splitlines()
+        titles.append(next(line for line in lines if line.startswith("# ")).removeprefix("# ").strip())
     found = [t for t in titles if t in ARTICLE_SECTIONS]
     assert found == ARTICLE_SECTIONS, f"导航中的原文章节：{found}"
 
@@ -214,3 +214,15 @@ def test_readme_table_lists_every_page():
         assert f"`{snippet.relative_to(ROOT).as_posix()}`" in readme, (
             f"README 的表格里缺少 {snippet.relative_to(ROOT)}"
         )
+
+
+@pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_page_has_its_own_meta_description(md):
+    """搜索引擎和分享卡片用到的页面描述：写在每页开头的 front matter 里。"""
+    text = md.read_text(encoding="utf-8")
+    match = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    assert match, f"{md.relative_to(ROOT)} 缺少 front matter"
+    meta = yaml.safe_load(match[1])
+    assert isinstance(meta.get("description"), str) and len(meta["description"]) >= 15, (
+        f"{md.relative_to(ROOT)} 缺少 description"
+    )
