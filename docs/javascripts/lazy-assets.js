@@ -55,6 +55,8 @@
       katex.render(tex, element, { displayMode: display, throwOnError: false });
       element.dataset.typeset = "";
     }
+    await document.fonts.ready; // 字体到位后公式才是最终宽度
+    window.helloPytorchFocusScrollables?.();
   }
 
   document$.subscribe(() => {
