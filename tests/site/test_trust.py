@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 
 import pytest
@@ -25,6 +26,10 @@ def test_every_executed_output_is_reproduced_by_a_second_run(built_site):
     """
     manifest = json.loads((built_site.path / "exec-manifest.json").read_text(encoding="utf-8"))
     assert manifest, "exec-manifest.json 是空的：钩子没有记录执行结果"
+    # 和构建时一样（见 hooks.py）：snippet 能导入同目录的库模块
+    for folder in sorted({p.parent for p in (ROOT / "snippets").rglob("*.py")}):
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
     compared = 0
     for page, blocks in manifest.items():
         session = f"replay::{page}"

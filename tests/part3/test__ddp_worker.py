@@ -1,0 +1,92 @@
+"""数据并行 worker 与 run_torchrun：数据划分、日志拆分，以及出错或卡住时快速失败并带回每个 rank 的日志。"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.append(str(Path(__file__).resolve().parents[2] / "snippets" / "part3"))
+
+import _ddp_worker as w
+
+WORKER = Path("snippets/part3/_ddp_worker.py")
+
+
+def test_data_and_model_are_deterministic():
+    a, b = w.make_data(), w.make_data()
+    assert a.tensors[0].shape == (w.N_SAMPLES, 4) and a.tensors[1].shape == (w.N_SAMPLES, 1)
+    for x, y in zip(a.tensors, b.tensors, strict=True):
+        assert torch.equal(x, y), "同一个种子应得到同一份数据"
+    for (name, p), q in zip(
+        w.make_model().state_dict().items(), w.make_model().state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), f"每个 rank 的初始参数 {name} 应相同"
+
+
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_samplers_partition_the_dataset(world_size):
+    dataset = w.make_data()
+    for epoch in range(2):
+        parts = []
+        for rank in range(world_size):
+            sampler = w.make_sampler(dataset, rank, world_size)
+            sampler.set_epoch(epoch)
+            parts.append(list(sampler))
+        flat = [i for part in parts for i in part]
+        assert len(flat) == len(set(flat)) == w.N_SAMPLES, (
+            f"第 {epoch} 轮：各 rank 的样本应互不重叠且覆盖全部"
+        )
+    assert parts[0] != sorted(parts[0]), "shuffle=True：样本顺序应被打乱"
+
+
+def test_split_by_rank_keeps_each_ranks_order():
+    output = "[rank 1] b1\nnoise\n[rank 0] a1\n[rank 1] b2\n[rank x] bad\n[rank 0] a2\n"
+    assert w.split_by_rank(output) == {0: ["a1", "a2"], 1: ["b1", "b2"]}
+
+
+def test_process_tree_finds_children():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in w._process_tree(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_crashing_rank_fails_fast_with_every_ranks_log(tmp_path):
+    timeout = 120
+    start = time.perf_counter()
+    with pytest.raises(w.DistributedRunError) as error:
+        w.run_torchrun(
+            WORKER, "--demo", "train", "--out", str(tmp_path), "--crash-rank", "1", timeout=timeout
+        )
+    elapsed = time.perf_counter() - start
+    message = str(error.value)
+    assert elapsed < timeout / 2, f"出错后 {elapsed:.0f} 秒才返回，应远低于时限 {timeout} 秒"
+    assert "退出码" in message
+    assert "--- rank 0 ---" in message and "--- rank 1 ---" in message, (
+        f"错误信息里应有两个 rank 的日志：\n{message}"
+    )
+    # rank 1 出错前，两个 rank 一定都已开始训练（第 1 步的梯度要两个 rank 一起求平均）
+    assert "[rank 0] 本 rank 分到 32 个样本" in message and "[rank 1] 第 1 轮 第 1 步" in message
+    assert "rank 1 故意在第 1 步出错" in message, "应带回出错 rank 的异常"
+    assert not (tmp_path / "rank0.pt").exists(), "rank 1 出错后 rank 0 不应训练完"
+
+
+def test_a_hanging_rank_is_killed_at_the_timeout(tmp_path):
+    timeout = 30
+    start = time.perf_counter()
+    with pytest.raises(w.DistributedRunError) as error:
+        w.run_torchrun(WORKER, "--demo", "train", "--out", str(tmp_path), "--hang-rank", "1", timeout=timeout)
+    elapsed = time.perf_counter() - start
+    message = str(error.value)
+    assert elapsed < timeout + 15, f"超时后 {elapsed:.0f} 秒才返回"
+    assert f"超过 {timeout} 秒没有结束" in message
+    assert "[rank 1] 故意卡住" in message and "[rank 0] 第 1 轮 第 1 步" in message, message
+    # 所有 worker 都已结束：没有哪个进程的命令行还带着这次的输出目录
+    leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert not leftovers.stdout.strip(), f"超时后仍有进程在运行：{leftovers.stdout}"

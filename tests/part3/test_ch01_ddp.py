@@ -1,0 +1,64 @@
+"""第三部分第 1 章：all-reduce 真的求和，DDP 训练的参数等于单进程在合并批量上训练的参数。"""
+
+import re
+
+import torch
+
+SNIPPET = "snippets/part3/ch01_ddp.py"
+
+
+def test_allreduce_gives_every_rank_the_mean(run_snippet):
+    run = run_snippet(SNIPPET)
+    expected = (torch.tensor([1.0, 2.0, 3.0]) * 1 + torch.tensor([1.0, 2.0, 3.0]) * 2) / 2
+    for rank, after in enumerate(run.ns["allreduce_after"]):
+        torch.testing.assert_close(after, expected, msg=f"rank {rank} 的 all-reduce 结果不是两个 rank 的平均")
+    logs = run.ns["allreduce_logs"]
+    assert sorted(logs) == [0, 1], f"应有两个 rank 的日志，实际 {sorted(logs)}"
+    assert "all_reduce 之前: [2.0, 4.0, 6.0]" in logs[1]
+    assert "all_reduce 之后: [3.0, 6.0, 9.0]（各 rank 之和）" in logs[0]
+
+
+def test_ranks_train_on_disjoint_samples(run_snippet):
+    logs = run_snippet(SNIPPET).ns["train_logs"]
+    first = {}
+    for rank, lines in logs.items():
+        line = next(line for line in lines if line.startswith("第 1 步的样本编号"))
+        first[rank] = {int(i) for i in re.findall(r"\d+", line.split(":", 1)[1])}
+    assert len(first[0]) == len(first[1]) == 8, f"每个 rank 第 1 步应有 8 个样本：{first}"
+    assert not first[0] & first[1], f"两个 rank 第 1 步的样本重叠：{first[0] & first[1]}"
+    for rank in (0, 1):
+        assert logs[rank][0] == "本 rank 分到 32 个样本，每步 8 个，每轮 4 步", logs[rank][0]
+
+
+def test_ddp_parameters_equal_single_process_on_combined_batch(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert ns["replicas_identical"], "DDP 之后两个 rank 的参数应逐位相同"
+    reference = ns["reference"].state_dict()
+    ddp = ns["ddp_state"]
+    assert set(ddp) == set(reference)
+    for name, value in reference.items():
+        torch.testing.assert_close(
+            ddp[name], value, rtol=1e-5, atol=1e-6, msg=f"参数 {name} 与单进程训练不同"
+        )
+    assert ns["params_match"] and ns["max_param_diff"] < 1e-6
+    # 参数确实被训练改变了：相等不是因为两边都没动
+    untouched = ns["make_model"]().state_dict()
+    moved = max((ddp[name] - untouched[name]).abs().max().item() for name in ddp)
+    assert moved > 1e-2, f"训练几乎没有改变参数（最大变化 {moved:.1e}），比较没有意义"
+
+
+def test_mean_of_rank_losses_is_the_combined_batch_loss(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    losses = ns["reference_losses"]
+    assert len(losses) == 8
+    torch.testing.assert_close(ns["mean_rank_losses"], torch.tensor(losses), rtol=1e-5, atol=1e-6)
+    assert losses[-1] < 0.2 * losses[0], f"损失没有下降：{losses[0]:.4f} -> {losses[-1]:.4f}"
+
+
+def test_output_shows_both_ranks_and_the_verdict(run_snippet):
+    out = run_snippet(SNIPPET).stdout
+    assert "torchrun --standalone --nproc_per_node 2 snippets/part3/_ddp_worker.py --demo train" in out
+    for rank in (0, 1):
+        assert f"[rank {rank}] 训练结束，参数写入 rank{rank}.pt" in out
+    assert "两个 rank 的参数逐位相同: True" in out
+    assert "allclose: True" in out
