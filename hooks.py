@@ -336,11 +336,16 @@ def on_page_markdown(markdown, page, config, files):
     return _add_ids(markdown)
 
 
+# 代码的输出（文字结果块和画出的 SVG 图）不进搜索索引：搜“损失函数”时不该被一屏屏的数字淹没，构建也更快
+_OUTPUT_OPENING = re.compile(r'<div class="language-text highlight"|<svg(?=[\s>])')
+
+
 def on_page_content(html_text, page, config, files):
     _build.page = ""
     session = _build.pages.get(page.file.src_uri)
     blocks = _build.sessions.get(session, _Session()).blocks if session else []
     if blocks:
+        html_text = _OUTPUT_OPENING.sub(lambda m: m[0] + " data-search-exclude", html_text)
         runtime_page = files.get_file_from_path("runtime.md")
         runtime = runtime_page.url_relative_to(page.file) if runtime_page else ""
         html_text += _footer(blocks).replace("{runtime}", html.escape(runtime))
