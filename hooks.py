@@ -37,7 +37,9 @@ from pathlib import Path
 # 固定线程数也让浮点结果逐次构建一致。必须在任何 snippet 导入 torch 之前设置（tests/conftest.py 同样）。
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from markdown_exec._internal import main as _mx_main
 from markdown_exec._internal.formatters import python as _mx_python
+from markupsafe import Markup
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
@@ -147,6 +149,9 @@ class _Build:
 _build = _Build()
 # mkdocs serve 每次重建都会重新导入本模块：原始函数只取一次，避免层层包裹
 _original_run = _mx_python.__dict__.setdefault("_hello_pytorch_original_run", _mx_python._run_python)
+_original_format = _mx_main.__dict__.setdefault(
+    "_hello_pytorch_original_format", _mx_main.formatters["python"]
+)
 
 
 def _environment() -> str:
@@ -157,25 +162,24 @@ def _key(chain: str, code: str) -> str:
     return hashlib.sha256(f"{CACHE_VERSION}\0{_environment()}\0{chain}\0{code}".encode()).hexdigest()
 
 
+def _checksum(entry: dict) -> str:
+    return hashlib.sha256(json.dumps([entry["output"], entry["html"]], sort_keys=True).encode()).hexdigest()
+
+
 def _read_cache(key: str) -> dict | None:
     """读一条缓存；文件损坏、被截断或内容对不上校验和时当作没有，绝不显示。"""
     path = _build.cache / f"{key}.json"
     try:
         entry = json.loads(path.read_text(encoding="utf-8"))
-        ok = hashlib.sha256(entry["output"].encode()).hexdigest() == entry["sha256"]
+        ok = isinstance(entry["html"], dict) and _checksum(entry) == entry["sha256"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return entry if ok else None
 
 
-def _write_cache(key: str, output: str, seconds: float, produced: str) -> None:
+def _write_cache(key: str, entry: dict) -> None:
     _build.cache.mkdir(parents=True, exist_ok=True)
-    entry = {
-        "output": output,
-        "sha256": hashlib.sha256(output.encode()).hexdigest(),
-        "seconds": seconds,
-        "produced": produced,
-    }
+    entry["sha256"] = _checksum(entry)
     tmp = _build.cache / f"{key}.json.tmp"
     tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
     tmp.replace(_build.cache / f"{key}.json")
@@ -205,21 +209,36 @@ def _time_limit(label: str):
         signal.signal(signal.SIGALRM, previous)
 
 
+def _hit(state: _Session, key: str, code: str, id: str | None, extra: dict, entry: dict) -> None:
+    """缓存命中：不执行，只记下这一块（后面有块未命中时再按顺序补跑它）。"""
+    state.chain = key
+    _build.used.add(key)
+    state.pending.append((code, id, extra))
+    block_id = id or f"#{len(state.blocks) + 1}"
+    state.blocks.append(
+        _Block(
+            block_id,
+            code,
+            entry["output"],
+            entry["seconds"],
+            True,
+            entry["produced"],
+            block_id.endswith(MEASUREMENT_SUFFIX),
+        )
+    )
+
+
 def _run(code: str, returncode=None, session=None, id=None, **extra):
     """替换 markdown-exec 的 _run_python：先查缓存，未命中时补跑前面的块再执行本块。"""
     state = _build.sessions.setdefault(session or "", _Session())
     key = _key(state.chain, code)
-    state.chain = key
-    _build.used.add(key)
-    block_id = id or f"{session}#{len(state.blocks) + 1}"
-    measurement = block_id.endswith(MEASUREMENT_SUFFIX)
     entry = None if _build.cold else _read_cache(key)
     if entry is not None:
-        state.pending.append((code, id, extra))
-        state.blocks.append(
-            _Block(block_id, code, entry["output"], entry["seconds"], True, entry["produced"], measurement)
-        )
+        _hit(state, key, code, id, extra, entry)
         return entry["output"]
+    state.chain = key
+    _build.used.add(key)
+    block_id = id or f"#{len(state.blocks) + 1}"
     label = f"docs/{_build.page} 的代码块 {block_id}"
     with _time_limit(label):
         for pending_code, pending_id, pending_extra in state.pending:
@@ -231,9 +250,38 @@ def _run(code: str, returncode=None, session=None, id=None, **extra):
         output = _original_run(code, returncode=returncode, session=session, id=id, **extra)
         seconds = time.perf_counter() - start
     produced = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    _write_cache(key, output, seconds, produced)
-    state.blocks.append(_Block(block_id, code, output, seconds, False, produced, measurement))
+    _write_cache(key, {"output": output, "html": {}, "seconds": seconds, "produced": produced})
+    state.blocks.append(
+        _Block(block_id, code, output, seconds, False, produced, block_id.endswith(MEASUREMENT_SUFFIX))
+    )
     return output
+
+
+# 影响一个代码块渲染结果（HTML）的选项；代码和会话另算在缓存键里
+_RENDER_OPTIONS = ("html", "source", "result", "tabs", "id", "id_prefix", "update_toc", "width", "extra")
+
+
+def _format(**kwargs):
+    """替换 markdown-exec 的 Python 格式化函数：渲染好的 HTML 也缓存起来。
+
+    markdown-exec 为每个代码块新建一个 Markdown 实例来渲染源码和输出，是热构建里最慢的一步；
+    命中时直接用缓存的 HTML。输出里生成了标题（会进目录）的块不缓存 HTML，以免目录漏掉它们。
+    """
+    code, session = kwargs["code"], kwargs.get("session") or ""
+    state = _build.sessions.setdefault(session, _Session())
+    options = {name: kwargs.get(name) for name in _RENDER_OPTIONS}
+    signature = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    key = _key(state.chain, code)
+    entry = None if _build.cold else _read_cache(key)
+    if entry is not None and signature in entry["html"]:
+        _hit(state, key, code, kwargs.get("id"), kwargs.get("extra") or {}, entry)
+        return Markup(entry["html"][signature])
+    markup = _original_format(**kwargs)  # 经由 _run：命中输出缓存或真正执行
+    entry = _read_cache(key)
+    if entry is not None and not re.search(r"<h[1-6][\s>]", str(markup)):
+        entry["html"][signature] = str(markup)
+        _write_cache(key, entry)
+    return markup
 
 
 def _footer(blocks: list[_Block]) -> str:
@@ -308,6 +356,7 @@ def on_config(config):
         logger.removeFilter(old)
     logger.addFilter(_filter)
     _mx_python._run_python = _run  # 从此 markdown-exec 执行 Python 代码块都经过 _run
+    _mx_main.formatters["python"] = _mx_main.formatters["py"] = _format  # 渲染经过 _format
     _build.root = Path(config.config_file_path).parent
     _build.cache = _build.root / ".cache" / "exec"
     _build.cold = os.environ.get(COLD_ENV, "") not in ("", "0")

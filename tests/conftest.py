@@ -22,7 +22,9 @@ import pytest
 # 与构建一致（见 hooks.py）：snippet 在测试里也只用一个线程跑 PyTorch
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-_TEXT_BLOCK = re.compile(r'<div class="language-text highlight"><pre>.*?<code>(.*?)</code></pre></div>', re.S)
+_TEXT_BLOCK = re.compile(
+    r'<div class="language-text highlight"[^>]*><pre>.*?<code>(.*?)</code></pre></div>', re.S
+)
 _TAG = re.compile(r"<[^>]+>")
 
 ROOT = Path(__file__).resolve().parents[1]
