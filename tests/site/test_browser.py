@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import DOCS, ROOT
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian 的 Chromium；别处（如 GitHub 的 Ubuntu 运行器上预装的 Chrome）用环境变量指定
+CHROMIUM = os.environ.get("HELLO_PYTORCH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
