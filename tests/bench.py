@@ -43,7 +43,8 @@ def build(project: Path, cold: bool = False) -> float:
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HELLO_PYTORCH_COLD": "1" if cold else "0"}
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(project / "site")],
+        # 不加 -q：-q 会把警告也压掉，strict 就发现不了出错的代码块
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(project / "site")],
         cwd=project,
         env=env,
         capture_output=True,

@@ -231,10 +231,16 @@ def main() -> None:
             demo_allreduce(rank, world_size, device, args.out)
         else:
             train_ddp(rank, world_size, device, args.out, args.crash_rank, args.hang_rank)
+        dist.barrier()  # 所有 rank 都写完结果，再一起收尾
     finally:
         dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
+    # 正常结束就立即退出：跳过解释器收尾时 gloo 后台线程的析构，
+    # 它偶尔会以 "terminate called without an active exception" 让一个已经完成的 rank 返回非零退出码
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 # --8<-- [end:main]
