@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -56,6 +57,24 @@ def log(message: str) -> None:
     rank = dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
     sys.stdout.write(f"[rank {rank}] {message}\n")  # 一次写出整行，两个进程的行不会交错
     sys.stdout.flush()
+
+
+def run_rank(work: Callable[[int, int, torch.device], None]) -> None:
+    """在本 rank 上运行 work(rank, world_size, device)；所有 rank 都完成后一起收尾，然后立即退出。
+
+    立即退出（os._exit）跳过解释器收尾时 gloo 后台线程的析构：它偶尔会以
+    "terminate called without an active exception" 让一个已经完成的 rank 返回非零退出码。
+    出错时异常照常抛出，torchrun 看到非零退出码。
+    """
+    rank, world_size, device = setup()
+    try:
+        work(rank, world_size, device)
+        dist.barrier()  # 所有 rank 都写完结果，再一起收尾
+    finally:
+        dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 # --8<-- [end:setup]
@@ -225,22 +244,16 @@ def main() -> None:
     parser.add_argument("--crash-rank", type=int, help="让这个 rank 在第 1 步后抛出异常（测试用）")
     parser.add_argument("--hang-rank", type=int, help="让这个 rank 在第 1 步后卡住（测试用）")
     args = parser.parse_args()
-    rank, world_size, device = setup()
-    try:
+
+    def work(rank: int, world_size: int, device: torch.device) -> None:
         if args.demo == "allreduce":
             demo_allreduce(rank, world_size, device, args.out)
         else:
             train_ddp(rank, world_size, device, args.out, args.crash_rank, args.hang_rank)
-        dist.barrier()  # 所有 rank 都写完结果，再一起收尾
-    finally:
-        dist.destroy_process_group()
+
+    run_rank(work)
 
 
 if __name__ == "__main__":
     main()
-    # 正常结束就立即退出：跳过解释器收尾时 gloo 后台线程的析构，
-    # 它偶尔会以 "terminate called without an active exception" 让一个已经完成的 rank 返回非零退出码
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 # --8<-- [end:main]

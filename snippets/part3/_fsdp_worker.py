@@ -13,14 +13,11 @@
 
 # --8<-- [start:imports]
 import argparse
-import os
-import sys
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
-from _ddp_worker import log, setup
+from _ddp_worker import log, run_rank
 from torch.distributed.fsdp import fully_shard
 
 # --8<-- [end:imports]
@@ -107,19 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="分片训练 worker：每个 rank 运行一份")
     parser.add_argument("--out", type=Path, required=True, help="各 rank 写结果文件的目录")
     args = parser.parse_args()
-    rank, world_size, device = setup()
-    try:
-        train_fsdp(rank, world_size, device, args.out)
-        dist.barrier()  # 两个 rank 都写完结果，再一起收尾
-    finally:
-        dist.destroy_process_group()
+    run_rank(lambda rank, world_size, device: train_fsdp(rank, world_size, device, args.out))
 
 
 if __name__ == "__main__":
     main()
-    # 正常结束就立即退出：跳过解释器收尾时 gloo 后台线程的析构，
-    # 它偶尔会以 "terminate called without an active exception" 让一个已经完成的 rank 返回非零退出码
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
 # --8<-- [end:main]
