@@ -4,7 +4,7 @@
    警告写明页面、snippet 文件、片段和文件里的行号，严格构建（strict）随之失败。
 2. 执行：markdown-exec 1.12.6 没有缓存也没有超时，这里包一层——
    - 缓存：每个代码块的输出按“本块及同一页前面所有块的代码 + torch/Python 版本 + CACHE_VERSION”
-     存在 .cache/exec/；只改文字不重新执行，改了 snippet 只重新执行包含它的页面；
+     存在 .cache/exec/（同目录库模块 _*.py 的内容也算在内）；只改文字不重新执行，改了 snippet 只重新执行包含它的页面；
      缓存命中的块先不执行，后面的块未命中时再按顺序补跑，保证会话状态正确；
      HELLO_PYTORCH_COLD=1 强制全部重新执行（CI 与 GitHub Pages 总是这样构建）；
    - 超时：单个代码块超过 BLOCK_TIMEOUT_S 秒就在它里面抛出 TimeoutError，构建失败并指出是哪一块；
@@ -365,6 +365,10 @@ def on_config(config):
     for folder in sorted({p.parent for p in snippets.rglob("*.py")}) if snippets.is_dir() else []:
         if str(folder) not in sys.path:
             sys.path.append(str(folder))
+    # mkdocs serve 重建时，上一次导入的库模块还在 sys.modules 里；丢掉它们，改过的库才会被重新导入
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", "") or "").startswith(str(snippets)):
+            del sys.modules[name]
     _build.sessions.clear()
     _build.pages.clear()
     _build.urls.clear()
@@ -372,13 +376,23 @@ def on_config(config):
     return config
 
 
+def _libraries_digest(src_uri: str) -> str:
+    folder = _build.root / "snippets" / Path(src_uri).parent
+    digest = hashlib.sha256()
+    for library in sorted(folder.glob("_*.py")):
+        digest.update(library.name.encode() + b"\0" + library.read_bytes())
+    return digest.hexdigest()
+
+
 def on_page_markdown(markdown, page, config, files):
     _build.page = page.file.src_uri
     sessions = set(_SESSION.findall(markdown))
+    libraries = _libraries_digest(page.file.src_uri)
     for session in sessions:
         # 每次构建都从干净的会话开始（mkdocs serve 重建时，上一次的变量还留在内存里）
         _mx_python._sessions_globals.pop(session, None)
-        _build.sessions.pop(session, None)
+        # 页面的 snippet 会导入同目录的库模块（snippets/<部分>/_*.py）：库一变，这一页的缓存全部失效
+        _build.sessions[session] = _Session(chain=libraries)
     if sessions:
         _build.pages[page.file.src_uri] = sorted(sessions)[0]
         _build.urls[page.file.src_uri] = page.url

@@ -151,3 +151,23 @@ def test_every_executed_page_has_a_provenance_footer(built_site):
     runtime = built_site.html("runtime.md")
     for page in manifest:
         assert page in runtime, f"运行时间页缺少 {page}"
+
+
+def test_editing_a_library_module_reexecutes_the_pages_next_to_it(site):
+    """snippet 导入的同目录库模块（_*.py）变了，这一目录下的页面重新执行，别处不受影响。"""
+    library = {"part/_lib.py": "FACTOR = 2\n"}
+    pages = {
+        **PAGES,
+        "part/use.md": "# 用库\n\n" + FENCE.format(session="use", target="snippets/part/use.py:go"),
+    }
+    snippets = {
+        **SNIPPETS,
+        **library,
+        "part/use.py": "# --8<-- [start:go]\nfrom _lib import FACTOR\n\nprint('库给的系数', FACTOR)\n# --8<-- [end:go]\n",
+    }
+    site.build(pages=pages, snippets=snippets)
+    page = site.build(pages=pages, snippets={**snippets, "part/_lib.py": "FACTOR = 3\n"}).html(
+        "part/use/index.html"
+    )
+    assert "库给的系数 3" in page
+    assert site.executed() == {"index.md": [False], "other.md": [False, False], "part/use.md": [True]}
