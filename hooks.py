@@ -24,14 +24,17 @@ import json
 import logging
 import os
 import platform
+import posixpath
 import re
 import signal
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from urllib.parse import urljoin
 
 # 构建进程里只用一个线程跑 PyTorch：本站的例子都很小，多线程在 2 核机器上反而更慢、更不稳定；
 # 固定线程数也让浮点结果逐次构建一致。必须在任何 snippet 导入 torch 之前设置（tests/conftest.py 同样）。
@@ -41,6 +44,7 @@ from markdown_exec._internal import main as _mx_main
 from markdown_exec._internal.formatters import python as _mx_python
 from markupsafe import Markup
 from mkdocs.exceptions import PluginError
+from mkdocs.plugins import event_priority
 from mkdocs.structure.files import File
 
 # 改变执行环境或缓存格式时加一，旧缓存随之全部失效
@@ -50,6 +54,8 @@ BLOCK_TIMEOUT_S = int(os.environ.get("HELLO_PYTORCH_BLOCK_TIMEOUT", "180"))
 # 片段名以这个后缀结尾的代码块打印的是测量值（计时），每次构建都不同，确定性比较时跳过
 MEASUREMENT_SUFFIX = "_timing"
 COLD_ENV = "HELLO_PYTORCH_COLD"
+# 只给速度基准（tests/bench.py）用：HELLO_PYTORCH_EXECUTE=0 时什么代码都不运行，只渲染同一个网站，量出“只渲染”的时间
+EXECUTE_ENV = "HELLO_PYTORCH_EXECUTE"
 
 # 执行代码块的开头一行，紧跟着的是一行 --8<-- "path:section" 包含语句
 _EXEC_FENCE = re.compile(
@@ -137,6 +143,7 @@ class _Build:
     root: Path = Path()
     cache: Path = Path()
     cold: bool = False
+    execute: bool = True
     dirty: bool = False
     page: str = ""
     sessions: dict[str, _Session] = field(default_factory=dict)
@@ -230,6 +237,8 @@ def _hit(state: _Session, key: str, code: str, id: str | None, extra: dict, entr
 
 def _run(code: str, returncode=None, session=None, id=None, **extra):
     """替换 markdown-exec 的 _run_python：先查缓存，未命中时补跑前面的块再执行本块。"""
+    if not _build.execute:
+        return ""
     state = _build.sessions.setdefault(session or "", _Session())
     key = _key(state.chain, code)
     entry = None if _build.cold else _read_cache(key)
@@ -267,6 +276,8 @@ def _format(**kwargs):
     markdown-exec 为每个代码块新建一个 Markdown 实例来渲染源码和输出，是热构建里最慢的一步；
     命中时直接用缓存的 HTML。输出里生成了标题（会进目录）的块不缓存 HTML，以免目录漏掉它们。
     """
+    if not _build.execute:
+        return _original_format(**kwargs)
     code, session = kwargs["code"], kwargs.get("session") or ""
     state = _build.sessions.setdefault(session, _Session())
     options = {name: kwargs.get(name) for name in _RENDER_OPTIONS}
@@ -360,6 +371,7 @@ def on_config(config):
     _build.root = Path(config.config_file_path).parent
     _build.cache = _build.root / ".cache" / "exec"
     _build.cold = os.environ.get(COLD_ENV, "") not in ("", "0")
+    _build.execute = os.environ.get(EXECUTE_ENV, "1") != "0"
     # 像 `python snippets/part2/x.py` 那样，snippet 可以导入同目录的库模块（如 snippets/part2/_tinygpt.py）
     snippets = _build.root / "snippets"
     for folder in sorted({p.parent for p in snippets.rglob("*.py")}) if snippets.is_dir() else []:
@@ -369,6 +381,11 @@ def on_config(config):
     for name, module in list(sys.modules.items()):
         if str(getattr(module, "__file__", "") or "").startswith(str(snippets)):
             del sys.modules[name]
+    # mkdocs-jupyter 0.26.3 的 NotebookFile 把属性转交给被包装的文件，却漏了 File 的类属性 inclusion：
+    # 包装后的笔记本总是 UNDEFINED，不在导航里的笔记本页就会触发“未列入导航”的警告。让它照实转交
+    from mkdocs_jupyter.plugin import NotebookFile
+
+    NotebookFile.inclusion = property(lambda self: self.file.inclusion)
     _build.sessions.clear()
     _build.pages.clear()
     _build.urls.clear()
@@ -384,7 +401,26 @@ def _libraries_digest(src_uri: str) -> str:
     return digest.hexdigest()
 
 
+def on_nav(nav, config, files):
+    for item in _notebooks.items.values():
+        item.notebook_url = files.get_file_from_path(item.uri).url  # mkdocs-jupyter 包装后的网页地址
+    return nav
+
+
+@event_priority(100)  # 在 mkdocs-jupyter 按文件内容查它的缓存之前，等后台把笔记本运行完、写好
+def on_pre_page(page, config, files):
+    if page.file.src_uri.startswith(NOTEBOOK_PREFIX):
+        _wait_for_notebooks()
+    return page
+
+
 def on_page_markdown(markdown, page, config, files):
+    if page.file.src_uri.startswith(NOTEBOOK_PREFIX):
+        page.meta["search"] = {"exclude": True}  # 笔记本的文字与它的网页相同，搜索结果只给网页
+        page.meta["description"] = (
+            "本章的 Jupyter 笔记本：可下载，可在 Colab 中打开，输出来自构建时的一次完整运行。"
+        )
+        return markdown
     _build.page = page.file.src_uri
     sessions = set(_SESSION.findall(markdown))
     libraries = _libraries_digest(page.file.src_uri)
@@ -404,6 +440,8 @@ _OUTPUT_OPENING = re.compile(r'<div class="language-text highlight"|<svg(?=[\s>]
 
 
 def on_page_content(html_text, page, config, files):
+    if page.file.src_uri.startswith(NOTEBOOK_PREFIX):
+        return _notebook_page(html_text, page, config, files)
     _build.page = ""
     session = _build.pages.get(page.file.src_uri)
     blocks = _build.sessions.get(session, _Session()).blocks if session else []
@@ -412,6 +450,11 @@ def on_page_content(html_text, page, config, files):
         runtime_page = files.get_file_from_path("runtime.md")
         runtime = runtime_page.url_relative_to(page.file) if runtime_page else ""
         html_text += _footer(blocks).replace("{runtime}", html.escape(runtime))
+    item = _notebooks.items.get(page.file.src_uri)
+    if item is not None:  # 标题下面：本章的笔记本、下载、Colab
+        html_text = re.sub(
+            r"(</h1>)", lambda m: m[1] + _links(item, page, config, "page"), html_text, count=1
+        )
     return html_text
 
 
@@ -419,6 +462,17 @@ def on_page_context(context, page, config, nav):
     if page.file.src_uri == "runtime.md":
         page.content = page.content.replace("<p>RUNTIME_TABLE</p>", _runtime_table())
     return context
+
+
+def on_build_error(error):
+    _notebooks.stop = True  # 构建已经失败：后台不再开始新的笔记本
+    _wait_for_notebooks_quietly()
+
+
+def on_post_page(output, page, config):
+    # 设置了 repo_url，Material 就在每一页的脚本里向 GitHub 的 API 查询星标数。本站的页面只向本站请求：
+    # 仓库链接照常显示，去掉触发查询的标记
+    return output.replace('class="md-source" data-md-component="source"', 'class="md-source"')
 
 
 def on_post_build(config):
@@ -433,10 +487,39 @@ def on_post_build(config):
     (site / "exec-manifest.json").write_text(
         json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8"
     )
+    if _notebooks.css:
+        target = site / NOTEBOOK_CSS
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_notebooks.css, encoding="utf-8")
     # 每次（非 dirty）构建都渲染全部页面，没用到的缓存条目就是过期的
+    (site / "notebook-manifest.json").write_text(
+        json.dumps(
+            {
+                page: {
+                    "notebook": item.uri,
+                    "download": _download_uri(item),
+                    "colab": _colab_url(config, _download_uri(item)),
+                    "executed": page in _notebooks.timings,
+                }
+                for page, item in _notebooks.items.items()
+            },
+            ensure_ascii=False,
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    if _notebooks.timings:
+        ran = ", ".join(f"{page} {seconds:.1f}s" for page, seconds in _notebooks.timings.items())
+        logging.getLogger("mkdocs.hooks").info(
+            "笔记本：本次构建运行了 %d 个（计时）：%s", len(_notebooks.timings), ran
+        )
     if not _build.dirty and _build.cache.is_dir():
         for entry in _build.cache.glob("*.json"):
             if entry.stem not in _build.used:
+                entry.unlink()
+        outputs = _build.root / ".cache" / "notebooks" / "outputs"
+        for entry in outputs.glob("*.json") if outputs.is_dir() else []:
+            if entry.stem not in _notebooks.used:
                 entry.unlink()
 
 
@@ -451,10 +534,550 @@ VENDORED = {
     "assets/vendor/katex/katex.min.js": "katex/dist/katex.min.js",
     "assets/vendor/katex/katex.min.css": "katex/dist/katex.min.css",
     "assets/vendor/katex/fonts": "katex/dist/fonts",
+    # 笔记本网页里的公式是 $…$ 原文，由 KaTeX 的 auto-render 找出来排版
+    "assets/vendor/katex/contrib/auto-render.min.js": "katex/dist/contrib/auto-render.min.js",
 }
 SKIPPED_SUFFIXES = (".map",)
 
 
+# ---------------------------------------------------------------- 5. 笔记本（Jupyter / Colab）
+#
+# 每个有执行代码的页面生成一个笔记本：页面文字是 Markdown 单元格，页面包含的每个 snippet 片段是一个代码单元格，
+# 顺序与页面相同；开头的准备单元格安装固定版本的依赖、写好本章导入的库模块。笔记本只生成在 .cache/notebooks/
+# （不入库），由 mkdocs-jupyter 渲染成网站里的一页并提供下载；GitHub Pages 工作流把它们发布到 NOTEBOOK_BRANCH
+# 分支，“在 Colab 中打开”链接指向那里。
+#
+# 执行：笔记本在构建开始时就交给后台线程，用 nbclient 在全新的内核里从头到尾运行，与执行页面代码的主线程
+# 并行（两个核各忙一个）；输出按“全部代码单元格 + 版本”缓存在 .cache/notebooks/outputs/，只改文字不重新运行。
+# mkdocs-jupyter 只负责渲染（execute: false），并用它自己的缓存（.cache/mkdocs-jupyter）。
+
+NOTEBOOK_VERSION = "1"  # 改变笔记本的格式或运行方式时加一，旧的输出缓存随之失效
+NOTEBOOK_BRANCH = "notebooks"  # .github/workflows/pages.yml 把网站里的 .ipynb 推送到这个分支
+NOTEBOOK_PINS = ("torch", "numpy", "matplotlib")  # 笔记本第一个单元格安装的包，版本取自 requirements.txt
+NOTEBOOK_PREFIX = "notebooks/"  # 笔记本在网站里的位置
+NOTEBOOK_WORKERS = 2  # 同时运行的笔记本内核数
+
+_SECTION_MARK = re.compile(
+    r"-{1,}8<-{1,}[ \t]+\[[ \t]*(?:start|end)[ \t]*:[ \t]*[a-z][-_0-9a-z]*[ \t]*\]", re.I
+)
+_FENCE_OPEN = re.compile(r"^(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>.*)$")
+_INCLUDE_LINE = re.compile(r'^--8<--[ \t]+"(?P<target>[^"]+)"[ \t]*$')
+_ADMONITION = re.compile(r'^(?:!!!|\?\?\?\+?)[ \t]+(?P<kind>[\w-]+)(?:[ \t]+"(?P<title>[^"]*)")?[ \t]*$')
+_TAB = re.compile(r'^===\+?[ \t]+"(?P<title>[^"]*)"[ \t]*$')
+_FOOTNOTE_DEF = re.compile(r"^\[\^(?P<name>[^\]]+)\]:[ \t]*(?P<text>.*)$", re.MULTILINE)
+_FOOTNOTE_REF = re.compile(r"\[\^(?P<name>[^\]]+)\](?!:)")
+_LINK = re.compile(r"(?<=\]\()(?P<target>[^)\s]+)(?=\))")
+_MERMAID_CLICK = re.compile(r'^(?P<head>\s*click\s+\w+\s+")(?P<target>[^"]+)"', re.MULTILINE)
+_ADMONITION_LABEL = {
+    "note": "注意",
+    "tip": "提示",
+    "info": "说明",
+    "warning": "警告",
+    "danger": "危险",
+    "bug": "勘误",
+    "example": "例子",
+    "question": "问题",
+    "abstract": "摘要",
+    "success": "成功",
+    "failure": "失败",
+    "quote": "引用",
+}
+
+_INSTALL_CELL = """\
+# 准备 1：安装与网站构建时完全相同的依赖（CPU 版 PyTorch，体积小，不需要显卡）。已经装好就什么也不做。
+import importlib.metadata
+import subprocess
+import sys
+
+PINS = {pins}
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch 官方的 CPU 版安装包索引
+
+
+def installed(name):
+    try:
+        return importlib.metadata.version(name).split("+")[0]  # "2.13.0+cpu" 也算 2.13.0
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+missing = [name for name, wanted in PINS.items() if installed(name) != wanted]
+if "torch" in missing:
+    subprocess.check_call(
+        [sys.executable, "-m", "pip", "install", "-q", f"torch=={{PINS['torch']}}", "--index-url", TORCH_CPU_INDEX]
+    )
+others = [f"{{name}}=={{PINS[name]}}" for name in missing if name != "torch"]
+if others:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *others])
+if any(name in sys.modules for name in missing):
+    print("刚换了已经导入过的包：请先重启内核（Colab：代码执行程序 → 重启会话），再从下一个单元接着运行。")
+print("依赖就绪：" + "，".join(f"{{name}} {{installed(name)}}" for name in PINS))
+"""
+
+_DISPLAY_CELL = """\
+# 准备 2：网站上有几段代码打印的是 Markdown（表格、结论）或 HTML（SVG 图），网页把它们显示成表格和图。
+# 笔记本里用单元格魔法命令 %%display_as 做同样的事：运行单元格里的代码，把打印出来的内容按 Markdown 或 HTML 显示。
+import contextlib
+import io
+
+from IPython import get_ipython
+from IPython.core.magic import register_cell_magic
+from IPython.display import HTML, Markdown, display
+
+
+@register_cell_magic
+def display_as(kind, cell):
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(cell, "<单元格>", "exec"), get_ipython().user_ns)
+    display(Markdown(printed.getvalue()) if kind.strip() == "markdown" else HTML(printed.getvalue()))
+"""
+
+_LIBRARY_CELL = """\
+# 准备 3：本章的代码导入同目录的库模块（网站仓库里的 {folder}/ 下的文件）。
+# 下面的单元把它们原样写进当前目录下的 {folder}/，这里先建好目录、加进模块搜索路径。
+import sys
+from pathlib import Path
+
+Path("{folder}").mkdir(parents=True, exist_ok=True)
+sys.path.insert(0, str(Path("{folder}").resolve()))
+"""
+
+
+@dataclass
+class _Notebook:
+    page: str  # 生成它的页面，如 part1/ch03_algorithm.md
+    uri: str  # 网站里的位置，如 notebooks/part1/ch03_algorithm.ipynb
+    path: Path  # 生成的文件
+    nb: dict
+    key: str  # 输出缓存的键：全部代码单元格 + 版本
+    page_url: str = ""
+    file: File | None = None
+    notebook_url: str = (
+        ""  # 笔记本网页的地址（mkdocs-jupyter 包装之后才知道），如 notebooks/part1/ch03_algorithm/
+    )
+
+
+@dataclass
+class _Notebooks:
+    items: dict[str, _Notebook] = field(default_factory=dict)  # 页面 -> 笔记本
+    threads: list = field(default_factory=list)
+    error: str = ""
+    css: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # 本次构建运行了的笔记本 -> 秒
+    stop: bool = False
+    used: set[str] = field(default_factory=set)
+
+
+_notebooks = _Notebooks()
+
+
+def _section_code(path: str, section: str | None) -> str:
+    """与 pymdownx.snippets（dedent_subsections）包含的内容相同：片段里的行，去掉片段标记，再去掉公共缩进。"""
+    lines = (_build.root / path).read_text(encoding="utf-8").splitlines()
+    if section:
+        start = next(i for i, line in enumerate(lines) if re.search(rf"\[start:{section}\]", line))
+        end = next(i for i, line in enumerate(lines) if i > start and re.search(rf"\[end:{section}\]", line))
+        lines = lines[start + 1 : end]
+    return textwrap.dedent("\n".join(line for line in lines if not _SECTION_MARK.search(line))).strip("\n")
+
+
+def _segments(lines: list[str]) -> list[tuple]:
+    """把页面的 Markdown 切成：("md", 文字)、("code", 包含目标, 输出方式)、("show", 包含目标, 标题)。"""
+    out: list[tuple] = []
+    prose: list[str] = []
+
+    def flush() -> None:
+        if any(line.strip() for line in prose):
+            out.append(("md", "\n".join(prose).strip("\n")))
+        prose.clear()
+
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if opening := _FENCE_OPEN.match(line):
+            fence = opening["fence"]
+            end = next(
+                (
+                    j
+                    for j in range(i + 1, len(lines))
+                    if lines[j].strip().startswith(fence[0] * len(fence))
+                    and not lines[j].strip().strip(fence[0])
+                ),
+                len(lines),
+            )
+            body = [b.strip() for b in lines[i + 1 : end] if b.strip()]
+            includes = [m for b in body if (m := _INCLUDE_LINE.match(b))]
+            info = opening["info"]
+            if body and len(includes) == len(body):
+                flush()
+                for include in includes:
+                    if re.search(r'\bexec="(?:on|1|true|yes)"', info):
+                        kind = (
+                            "html" if 'html="true"' in info else ("text" if "result=" in info else "markdown")
+                        )
+                        out.append(("code", include["target"], kind))
+                    else:
+                        title = re.search(r'title="([^"]*)"', info)
+                        out.append(("show", include["target"], title[1] if title else ""))
+            else:
+                block = lines[i : end + 1]
+                if info.startswith("mermaid"):
+                    block = [
+                        _MERMAID_CLICK.sub(lambda m: m["head"] + _absolute(m["target"]) + '"', b)
+                        for b in block
+                    ]
+                prose.extend(block)
+            i = end + 1
+            continue
+        container = _ADMONITION.match(line) or _TAB.match(line)
+        if container:
+            j = i + 1
+            while j < len(lines) and (not lines[j].strip() or lines[j].startswith("    ")):
+                j += 1
+            inner = _segments([text[4:] for text in lines[i + 1 : j]])
+            flush()
+            if "kind" in container.groupdict():
+                title = container["title"] or _ADMONITION_LABEL.get(container["kind"], container["kind"])
+                if not inner or inner[0][0] != "md":
+                    inner.insert(0, ("md", ""))
+                inner[0] = ("md", f"**{title}**\n\n{inner[0][1]}".rstrip())
+                inner = [
+                    ("md", "\n".join(f"> {t}" if t.strip() else ">" for t in item[1].splitlines()))
+                    if item[0] == "md"
+                    else item
+                    for item in inner
+                ]
+            else:
+                inner.insert(0, ("md", f"**{container['title']}**"))
+            out.extend(inner)
+            i = j
+            continue
+        prose.append(line)
+        i += 1
+    flush()
+    merged: list[tuple] = []
+    for item in out:
+        if item[0] == "md" and merged and merged[-1][0] == "md":
+            merged[-1] = ("md", merged[-1][1] + "\n\n" + item[1])
+        else:
+            merged.append(item)
+    return merged
+
+
+_page_context: dict = {}
+
+
+def _absolute(target: str) -> str:
+    """页面里的相对链接 -> 网站上的绝对地址（笔记本离开网站后链接照样能用）。"""
+    if re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("//"):
+        return target
+    files, page_url, src_uri = _page_context["files"], _page_context["url"], _page_context["src_uri"]
+    path, _, anchor = target.partition("#")
+    if not path:
+        return page_url + "#" + anchor
+    if path.endswith(".md"):
+        linked = files.get_file_from_path(
+            posixpath.normpath(posixpath.join(posixpath.dirname(src_uri), path))
+        )
+        if linked is not None:
+            return _page_context["site"] + linked.url + (f"#{anchor}" if anchor else "")
+    return urljoin(page_url, target)
+
+
+def _jupyter_markdown(text: str, footnotes: dict[str, int]) -> str:
+    """网站的 Markdown 方言 -> Jupyter 能显示的 Markdown：链接变成绝对地址，脚注变成上标编号。"""
+    parts = re.split(
+        r"(^(?:>[ \t]?)?(?:`{3,}|~{3,})[^\n]*\n.*?^(?:>[ \t]?)?(?:`{3,}|~{3,})[ \t]*$)",
+        text,
+        flags=re.M | re.S,
+    )
+    for n, part in enumerate(parts):
+        if n % 2:  # 代码块原样保留
+            continue
+        part = _LINK.sub(lambda m: _absolute(m["target"]), part)
+        part = _FOOTNOTE_REF.sub(
+            lambda m: f"<sup>[{footnotes.setdefault(m['name'], len(footnotes) + 1)}]</sup>", part
+        )
+        parts[n] = part
+    return "".join(parts)
+
+
+def _pins() -> dict[str, str]:
+    text = (_build.root / "requirements.txt").read_text(encoding="utf-8")
+    return {name: re.search(rf"^{name}==(\S+)", text, re.MULTILINE)[1] for name in NOTEBOOK_PINS}
+
+
+def _cell(kind: str, source: str, index: int, **metadata) -> dict:
+    cell = {"cell_type": kind, "id": f"cell-{index:03d}", "metadata": metadata, "source": source}
+    if kind == "code":
+        cell.update(execution_count=None, outputs=[])
+    return cell
+
+
+def _make_notebook(src_uri: str, markdown: str, files, site_url: str, page_url: str) -> dict:
+    _page_context.update(files=files, url=site_url + page_url, src_uri=src_uri, site=site_url)
+    body = re.sub(r"\A---\n.*?\n---\n", "", markdown, flags=re.S)
+    definitions = {m["name"]: m["text"] for m in _FOOTNOTE_DEF.finditer(body)}
+    body = _FOOTNOTE_DEF.sub("", body)
+    segments = _segments(body.splitlines())
+    footnotes: dict[str, int] = {}
+    cells: list[dict] = []
+    title = re.search(r"^# (.+)$", body, re.MULTILINE)
+    title = title[1].strip() if title else src_uri
+    folder = f"snippets/{Path(src_uri).parent.as_posix()}".rstrip("/.")
+    libraries = sorted((_build.root / folder).glob("_*.py")) if folder != "snippets" else []
+    kinds = {item[2] for item in segments if item[0] == "code"}
+
+    def add(kind: str, source: str, **metadata) -> None:
+        cells.append(_cell(kind, source, len(cells), **metadata))
+
+    intro = (
+        f"# {title}\n\n> 这是网站页面[《{title}》]({_page_context['url']})的 Jupyter 笔记本，由同一份源文件在构建网站时生成："
+        "文字就是页面上的文字，每个代码单元格就是页面上在构建时运行过的那段代码。"
+        "从上到下依次运行即可，第一个代码单元格安装固定版本的 CPU 版 PyTorch。"
+        "图（Mermaid）在 JupyterLab 4.1 及以上显示为图，在别的环境里显示为图的源码，网页上能看到画好的图。"
+    )
+    add("markdown", intro)
+    add("code", _INSTALL_CELL.format(pins=json.dumps(_pins())), hello_pytorch={"role": "install"})
+    if kinds & {"markdown", "html"}:
+        add("code", _DISPLAY_CELL, hello_pytorch={"role": "setup"})
+    if libraries:
+        add("code", _LIBRARY_CELL.format(folder=folder), hello_pytorch={"role": "setup"})
+        for library in libraries:
+            rel = library.relative_to(_build.root).as_posix()
+            add(
+                "code",
+                f"%%writefile {rel}\n" + library.read_text(encoding="utf-8").rstrip("\n"),
+                hello_pytorch={"role": "library", "file": rel},
+                jupyter={"source_hidden": True},
+            )
+    for item in segments:
+        if item[0] == "md":
+            text = _jupyter_markdown(item[1], footnotes)
+            text = re.sub(rf"\A# {re.escape(title)}[ \t]*\n*", "", text).strip("\n")
+            if text:
+                add("markdown", text)
+        elif item[0] == "code":
+            path, _, section = item[1].partition(":")
+            code = _section_code(path, section or None)
+            magic = "" if item[2] == "text" else f"%%display_as {item[2]}\n"
+            add(
+                "code", magic + code, hello_pytorch={"role": "snippet", "include": item[1], "output": item[2]}
+            )
+        else:
+            path, _, section = item[1].partition(":")
+            code = _section_code(path, section or None)
+            note = f"`{item[2] or path}`（开头的准备单元格已经把整个文件写好，这里只展示，不必运行）："
+            add("markdown", f"{note}\n\n```python\n{code}\n```")
+    if footnotes:
+        lines = [
+            f"{number}. {_jupyter_markdown(definitions.get(name, ''), footnotes)}"
+            for name, number in footnotes.items()
+        ]
+        add("markdown", "## 注释\n\n" + "\n".join(lines))
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+            "hello_pytorch": {"page": f"docs/{src_uri}", "url": _page_context["url"]},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def _outputs_path(key: str) -> Path:
+    return _build.root / ".cache" / "notebooks" / "outputs" / f"{key}.json"
+
+
+def _read_outputs(key: str) -> list[dict] | None:
+    try:
+        entry = json.loads(_outputs_path(key).read_text(encoding="utf-8"))
+        digest = hashlib.sha256(json.dumps(entry["cells"], sort_keys=True).encode()).hexdigest()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return entry["cells"] if digest == entry.get("sha256") else None
+
+
+def _write_outputs(key: str, cells: list[dict]) -> None:
+    path = _outputs_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"cells": cells, "sha256": digest}, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _write_notebook(item: _Notebook, cells: list[dict] | None) -> None:
+    """把输出填进笔记本，写到 item.path；内容没变就不写（mkdocs-jupyter 的缓存按文件内容命中）。"""
+    import nbformat
+
+    nb = json.loads(json.dumps(item.nb))
+    code_cells = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+    for cell, result in zip(code_cells, cells, strict=True) if cells is not None else ():
+        cell["outputs"], cell["execution_count"] = result["outputs"], result["execution_count"]
+    node = nbformat.from_dict(nb)
+    nbformat.validate(node)
+    text = nbformat.writes(node)
+    if not item.path.exists() or item.path.read_text(encoding="utf-8") != text:
+        item.path.parent.mkdir(parents=True, exist_ok=True)
+        item.path.write_text(text, encoding="utf-8")
+
+
+def _execute_notebook(item: _Notebook) -> list[dict]:
+    """在全新的内核里从头到尾运行笔记本（nbclient）。同一部分的笔记本共用一个运行目录（第二部分的检查点只训练一次）。"""
+    import nbformat
+    from nbclient import NotebookClient
+
+    run_dir = (
+        _build.root
+        / ".cache"
+        / "notebooks"
+        / "run"
+        / (Path(item.page).parent.as_posix().strip(".") or "home")
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.from_dict(json.loads(json.dumps(item.nb)))
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=BLOCK_TIMEOUT_S,  # 单个单元格的上限，与页面代码块相同
+        allow_errors=False,
+        record_timing=False,
+        resources={"metadata": {"path": str(run_dir)}},
+    )
+    # 内核进程自己的日志（不是单元格的输出）写进文件，不混进构建输出；出错时附在错误信息里
+    log = run_dir / f"kernel-{Path(item.page).stem}.log"
+    with log.open("w", encoding="utf-8") as stderr:
+        try:
+            client.execute(stderr=stderr)
+        except Exception as error:
+            failed = next(
+                (c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
+                None,
+            )
+            where = (failed or {}).get("metadata", {}).get("hello_pytorch", {}).get("include", "准备单元格")
+            raise RuntimeError(
+                f"笔记本 {item.uri}（由 docs/{item.page} 生成）在单元格 {where} 出错：\n{error}\n"
+                f"内核日志 {log}：\n{log.read_text(encoding='utf-8')[-2000:]}"
+            ) from error
+    results = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            role = cell.metadata.get("hello_pytorch", {}).get("role")
+            # %%writefile 打印 Writing/Overwriting，取决于文件之前在不在；不留这种输出
+            outputs = [] if role == "library" else [dict(o) for o in cell.outputs]
+            results.append(
+                {"outputs": json.loads(json.dumps(outputs)), "execution_count": cell.execution_count}
+            )
+    return results
+
+
+def _execute_group(groups: list[list[_Notebook]]) -> None:
+    """一个后台线程：一次取一组（同一部分的笔记本共用运行目录，必须依次运行），直到取完或出错。"""
+    while groups and not _notebooks.stop and not _notebooks.error:
+        try:
+            group = groups.pop(0)
+        except IndexError:
+            return
+        for item in group:
+            if _notebooks.stop or _notebooks.error:
+                return
+            began = time.perf_counter()
+            try:
+                cells = _execute_notebook(item)
+            except Exception as error:  # 交给主线程：它在渲染笔记本页面之前报错，构建失败
+                _notebooks.error = str(error)
+                return
+            _notebooks.timings[item.page] = time.perf_counter() - began
+            _write_outputs(item.key, cells)
+            _write_notebook(item, cells)
+
+
+def _start_notebooks(pending: list[_Notebook]) -> None:
+    import threading
+
+    groups: dict[str, list[_Notebook]] = {}
+    for item in pending:
+        groups.setdefault(Path(item.page).parent.as_posix(), []).append(item)
+    # 大的组先开始；第二部分（训练）最重，两个线程分头运行，另一个核上主线程在执行页面的代码
+    queue = sorted(groups.values(), key=len, reverse=True)
+    _notebooks.threads = [
+        threading.Thread(target=_execute_group, args=(queue,), name=f"notebooks-{n}", daemon=True)
+        for n in range(min(NOTEBOOK_WORKERS, len(queue)))
+    ]
+    for thread in _notebooks.threads:
+        thread.start()
+
+
+def _wait_for_notebooks() -> None:
+    for thread in _notebooks.threads:
+        thread.join()
+    _notebooks.threads = []
+    if _notebooks.error:
+        raise PluginError(_notebooks.error)
+
+
+def _colab_url(config, download: str) -> str:
+    repo = re.match(r"^https://github\.com/([^/]+/[^/]+?)(?:\.git)?/?$", config.repo_url or "")
+    if repo is None:
+        raise PluginError(
+            f"repo_url 必须是 GitHub 仓库地址（Colab 只能打开 GitHub 上的笔记本），现在是 {config.repo_url!r}"
+        )
+    return f"https://colab.research.google.com/github/{repo[1]}/blob/{NOTEBOOK_BRANCH}/{download.removeprefix(NOTEBOOK_PREFIX)}"
+
+
+def _prepare_notebooks(files, config) -> None:
+
+    from mkdocs.structure.files import InclusionLevel
+
+    _notebooks.stop = True
+    _wait_for_notebooks_quietly()
+    _notebooks.__init__()
+    site_url = (config.site_url or "").rstrip("/") + "/"
+    generated = _build.root / ".cache" / "notebooks" / "site"
+    pending = []
+    for page in list(files.documentation_pages()):
+        if not page.src_uri.endswith(".md"):
+            continue
+        markdown = page.content_string
+        if not _EXEC_FENCE.search(markdown):
+            continue
+        nb = _make_notebook(page.src_uri, markdown, files, site_url, page.url)
+        code = [cell["source"] for cell in nb["cells"] if cell["cell_type"] == "code"]
+        key = hashlib.sha256(
+            json.dumps([NOTEBOOK_VERSION, _environment(), code], ensure_ascii=False).encode()
+        ).hexdigest()
+        uri = NOTEBOOK_PREFIX + page.src_uri.removesuffix(".md") + ".ipynb"
+        item = _Notebook(page.src_uri, uri, generated / uri, nb, key, page.url)
+        _notebooks.items[page.src_uri] = item
+        _notebooks.used.add(key)
+        cells = None if _build.cold else _read_outputs(key)
+        if not _build.execute:
+            _write_notebook(item, None)
+        elif cells is None:
+            pending.append(item)
+        else:
+            _write_notebook(item, cells)
+        # 普通的 File（不是 File.generated）：mkdocs-jupyter 的包装类从 src_dir + src_uri 找到文件
+        item.file = File(
+            uri,
+            src_dir=str(generated),
+            dest_dir=config.site_dir,
+            use_directory_urls=config.use_directory_urls,
+            inclusion=InclusionLevel.NOT_IN_NAV,
+        )
+        files.append(item.file)
+    _start_notebooks(pending)
+
+
+def _wait_for_notebooks_quietly() -> None:
+    for thread in _notebooks.threads:
+        thread.join()
+
+
+@event_priority(100)  # 在 mkdocs-jupyter 之前：它要把我们生成的 .ipynb 包装成页面
 def on_files(files, config):
     node_modules = Path(config.config_file_path).parent / "node_modules"
     for site_path, source in VENDORED.items():
@@ -468,4 +1091,76 @@ def on_files(files, config):
             if path.is_file() and not path.name.endswith(SKIPPED_SUFFIXES):
                 uri = site_path if path == origin else f"{site_path}/{path.relative_to(origin).as_posix()}"
                 files.append(File.generated(config, uri, abs_src_path=str(path)))
+    _prepare_notebooks(files, config)
     return files
+
+
+# mkdocs-jupyter 的模板自带从 CDN 加载的 MathJax 和 Mermaid，还把 600 KB 的 Jupyter 样式内联进每一页。
+# 本站不让读者的浏览器访问别的主机：去掉这些脚本，公式和图交给本站自己的 KaTeX 与 Mermaid（lazy-assets.js），
+# 样式抽成一个共用的文件（浏览器只下载一次）。模板变了、又出现外部脚本时构建失败，而不是悄悄放过。
+_CDN_SCRIPTS = re.compile(
+    r'<script src="">\s*</script>|<script type="text/x-mathjax-config">.*?</script>'
+    r'|<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async \(\) => \{\s*'
+    r"const diagrams = document\.querySelectorAll\(\"\.jp-Mermaid.*?</script>",
+    re.S,
+)
+_JUPYTER_CSS = re.compile(
+    r'<style type="text/css">\s*(@charset "UTF-8";\.jupyter-wrapper\{.*?)</style>', re.S
+)
+_LIST_AS_CSS = re.compile(
+    r"<style>\s*\['.*?'\]\s*</style>", re.S
+)  # mkdocs-jupyter 把 Python 列表当样式写进页面
+_JP_MERMAID = re.compile(r'<div class="jp-Mermaid"><pre class="mermaid">\n?(.*?)</pre></div>', re.S)
+NOTEBOOK_CSS = "assets/notebooks/jupyter.css"
+
+
+def _download_uri(item: _Notebook) -> str:
+    """mkdocs-jupyter（include_source）把 .ipynb 复制到笔记本网页所在的目录。"""
+    return item.notebook_url + posixpath.basename(item.uri)
+
+
+def _links(item: _Notebook, page, config, here: str) -> str:
+    from mkdocs.utils import get_relative_url
+
+    download = _download_uri(item)
+    web = (
+        f'<a class="md-button" href="{get_relative_url(item.notebook_url, page.url)}">Jupyter 笔记本</a> '
+        if here == "page"
+        else f'<a class="md-button" href="{get_relative_url(item.page_url, page.url)}">返回网页</a> '
+    )
+    return (
+        '<p class="hp-notebook-links">'
+        + web
+        + f'<a class="md-button" href="{get_relative_url(download, page.url)}" download>下载 .ipynb</a> '
+        f'<a class="md-button" href="{html.escape(_colab_url(config, download))}">在 Colab 中打开</a></p>'
+    )
+
+
+def _notebook_page(html_text: str, page, config, files) -> str:
+    from mkdocs.utils import get_relative_url
+
+    item = next(i for i in _notebooks.items.values() if i.uri == page.file.src_uri)
+    html_text = _CDN_SCRIPTS.sub("", html_text)
+    html_text = _LIST_AS_CSS.sub("", html_text)
+    css = _JUPYTER_CSS.search(html_text)
+    if css is None:
+        raise PluginError(f"{page.file.src_uri}：mkdocs-jupyter 的输出里找不到 Jupyter 样式，模板可能变了")
+    _notebooks.css = css[1]
+    link = f'<link rel="stylesheet" href="{get_relative_url(NOTEBOOK_CSS, page.url)}">'
+    html_text = html_text[: css.start()] + link + html_text[css.end() :]
+    # Jupyter 的 Mermaid 块 -> Material 认得的 <pre class="mermaid"><code>，由本站的 Mermaid 画
+    html_text = _JP_MERMAID.sub(
+        lambda m: f'<pre class="mermaid"><code>{m[1].strip()}</code></pre>', html_text
+    )
+    # 笔记本里的链接是网站的绝对地址（离开网站也能用）；在网站上改回相对地址，本地预览时不跳到线上
+    site = (config.site_url or "").rstrip("/") + "/"
+    html_text = re.sub(
+        rf'href="{re.escape(site)}([^"]*)"',
+        lambda m: f'href="{get_relative_url(m[1] or ".", page.url)}"',
+        html_text,
+    )
+    leftover = re.search(r'<script[^>]*\bsrc="(?:https?:)?//|import\("https?://', html_text)
+    if leftover:
+        raise PluginError(f"{page.file.src_uri}：笔记本网页里还有从别的主机加载的脚本：{leftover[0]}")
+    page.title = f"{page.title}（Jupyter 笔记本）"
+    return _links(item, page, config, "notebook") + html_text

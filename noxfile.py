@@ -65,7 +65,9 @@ def serve(session: nox.Session) -> None:
     """本地预览：http://127.0.0.1:8000 ，改动 docs/ 或 snippets/ 自动重建。"""
     _install_requirements(session)
     _install_browser_assets(session)
-    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs, env=BUILD_ENV)
+    # 本地预览时网站就在 127.0.0.1:8000 的根上（mkdocs.yml 的 site_url 默认是发布的地址，路径里带仓库名）
+    env = {**BUILD_ENV, "HELLO_PYTORCH_SITE_URL": "http://127.0.0.1:8000/"}
+    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs, env=env)
 
 
 @nox.session

@@ -4,9 +4,10 @@ document.querySelectorAll(".md-search[role=dialog]").forEach((dialog) => {
   dialog.setAttribute("aria-label", "搜索");
 });
 
-// 2. 放不下、需要横向滚动的宽表格和长公式，要能用键盘聚焦后滚动。每次换页、公式排版后都检查一遍。
+// 2. 放不下、需要横向滚动的宽表格、长公式和笔记本里的长代码行，要能用键盘聚焦后滚动。每次换页、公式排版后都检查一遍。
 window.helloPytorchFocusScrollables = () => {
-  document.querySelectorAll(".md-typeset__scrollwrap, .md-typeset div.arithmatex").forEach((region) => {
+  const regions = ".md-typeset__scrollwrap, .md-typeset div.arithmatex, .jupyter-wrapper .highlight-ipynb, .jupyter-wrapper .jp-OutputArea-output, .jupyter-wrapper .jp-RenderedMarkdown pre";
+  document.querySelectorAll(regions).forEach((region) => {
     if (region.scrollWidth > region.clientWidth && !region.hasAttribute("tabindex")) {
       region.tabIndex = 0;
     }

@@ -44,7 +44,28 @@
 
   // 公式：pymdownx.arithmatex（generic）把每个公式放进 .arithmatex，行内是 \( … \)，独立成行是 \[ … \]。
   // 页面有公式时才加载 KaTeX；每次（包括 instant 导航换页后）把还没排版的公式排版一遍。
+  // 笔记本网页（mkdocs-jupyter）里的公式还是 Markdown 原文 $…$ 和 $$…$$：用 KaTeX 的 auto-render 排版，
+  // 它不碰 <code> 和 <pre> 里的内容。
+  async function typesetNotebook() {
+    const cells = [...document.querySelectorAll(".jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])")];
+    const withMath = cells.filter((cell) => cell.textContent.includes("$"));
+    if (!withMath.length) return;
+    await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);
+    await load("katex/contrib/auto-render.min.js");
+    for (const cell of withMath) {
+      renderMathInElement(cell, {
+        delimiters: [
+          { left: "$$", right: "$$", display: true },
+          { left: "$", right: "$", display: false },
+        ],
+        throwOnError: false,
+      });
+      cell.dataset.typeset = "";
+    }
+  }
+
   async function typeset() {
+    await typesetNotebook();
     const formulas = [...document.querySelectorAll(".arithmatex:not([data-typeset])")];
     if (!formulas.length) return;
     await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);

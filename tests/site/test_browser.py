@@ -54,11 +54,15 @@ AXE_ALLOWED: dict[str, str] = {}
 
 
 def page_urls() -> list[str]:
-    urls = []
+    """每个 Markdown 页面，以及有代码的页面各自的笔记本网页（notebooks/...）。"""
+    urls, notebooks = [], []
     for md in sorted(DOCS.rglob("*.md")):
         rel = md.relative_to(DOCS).with_suffix("").as_posix()
-        urls.append("" if rel == "index" else rel.removesuffix("/index") + "/")
-    return urls
+        url = "" if rel == "index" else rel.removesuffix("/index") + "/"
+        urls.append(url)
+        if 'exec="on"' in md.read_text(encoding="utf-8"):
+            notebooks.append(f"notebooks/{url}")
+    return urls + notebooks
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -146,6 +150,17 @@ def visit(browser, base: str, path: str, **context_args) -> tuple[PageReport, ob
     page.goto(report.url, wait_until="load")
     report.mermaid_sources = page.locator("pre.mermaid, div.mermaid").count()
     report.formulas = page.locator(".arithmatex").count()
+    # 笔记本网页：公式是 Markdown 单元里的 $…$ 原文，lazy-assets.js 排版后给单元加上 data-typeset
+    notebook_math = page.evaluate(
+        "() => [...document.querySelectorAll('.jupyter-wrapper .jp-RenderedMarkdown')]"
+        ".filter(c => c.hasAttribute('data-typeset') || c.textContent.includes('$')).length"
+    )
+    if notebook_math:
+        page.wait_for_function(
+            "() => ![...document.querySelectorAll('.jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])')]"
+            ".some(c => c.textContent.includes('$'))",
+            timeout=20_000,
+        )
     if report.mermaid_sources or report.formulas:
         # 等待渲染完成（最多 20 秒）：每个 Mermaid 图有 SVG，每个公式有 KaTeX 的排版结果
         page.wait_for_function(
@@ -165,7 +180,12 @@ def visit(browser, base: str, path: str, **context_args) -> tuple[PageReport, ob
         ".filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length"
     )
     report.typeset = page.locator(".arithmatex .katex").count()
-    report.formula_errors = page.locator(".arithmatex .katex-error").count()
+    report.formula_errors = page.locator(
+        ".arithmatex .katex-error, .jp-RenderedMarkdown .katex-error"
+    ).count()
+    notebook_cells = page.locator(".jupyter-wrapper .jp-RenderedMarkdown[data-typeset]")
+    report.formulas += notebook_cells.count()
+    report.typeset += page.locator(".jupyter-wrapper .jp-RenderedMarkdown[data-typeset]:has(.katex)").count()
     return report, page, context
 
 

@@ -1,0 +1,297 @@
+"""每章的 Jupyter 笔记本：由页面生成、在全新内核里从头到尾运行、输出与页面相同、可下载、可在 Colab 中打开。
+
+整站构建（built_site）已经在后台用 nbclient 运行过每个笔记本；这里再在各自全新的临时目录里运行一遍，
+就像读者下载后在自己的 Jupyter 里运行那样（第二部分的笔记本各自现场预训练，不借用别的笔记本留下的检查点）。
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urljoin
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import DOCS, ROOT
+
+HOOKS = (ROOT / "hooks.py").read_text(encoding="utf-8")
+BRANCH = re.search(r'^NOTEBOOK_BRANCH = "([^"]+)"', HOOKS, re.MULTILINE)[1]
+# 构建时可以用环境变量换成别的仓库与网站（GitHub Pages 工作流就这样做），否则是 mkdocs.yml 里的默认值
+REPO_URL = (
+    os.environ.get("HELLO_PYTORCH_REPO_URL")
+    or re.search(
+        r'^repo_url: !ENV \[HELLO_PYTORCH_REPO_URL, "([^"]+)"\]', (ROOT / "mkdocs.yml").read_text(), re.M
+    )[1]
+)
+SITE_URL = (
+    os.environ.get("HELLO_PYTORCH_SITE_URL")
+    or re.search(
+        r'^site_url: !ENV \[HELLO_PYTORCH_SITE_URL, "([^"]+)"\]', (ROOT / "mkdocs.yml").read_text(), re.M
+    )[1]
+)
+MAGIC = re.compile(r"\A%%display_as (markdown|html)\n")
+INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^":]+):(?P<section>[\w-]+)"', re.MULTILINE)
+
+
+def code_pages() -> list[str]:
+    """有执行代码块的页面（docs/ 下的相对路径）：每一个都该有笔记本。"""
+    return sorted(
+        md.relative_to(DOCS).as_posix() for md in DOCS.rglob("*.md") if 'exec="on"' in md.read_text("utf-8")
+    )
+
+
+def section_code(path: str, section: str) -> str:
+    """测试自己读片段（与 pymdownx.snippets 的 dedent_subsections 相同）：开始与结束标记之间的行，去掉公共缩进。"""
+    text = (ROOT / path).read_text(encoding="utf-8")
+    body = re.search(rf"\[start:{section}\]\n(.*?)\n[^\n]*\[end:{section}\]", text, re.S)[1]
+    lines = [line for line in body.splitlines() if "--8<--" not in line]
+    return textwrap.dedent("\n".join(lines)).strip("\n")
+
+
+def snippet_cells(nb) -> list[dict]:
+    return [c for c in nb.cells if c.get("metadata", {}).get("hello_pytorch", {}).get("role") == "snippet"]
+
+
+def printed(cell) -> str:
+    """一个代码单元“打印”出来的内容：文字输出，或 %%display_as 显示的 Markdown / HTML 原文。"""
+    parts = []
+    for output in cell.outputs:
+        if output.output_type == "stream" and output.name == "stdout":
+            parts.append(output.text)
+        elif output.output_type == "display_data":
+            data = output.data
+            parts.append(data.get("text/markdown") or data.get("text/html") or "")
+    return "".join(parts)
+
+
+@pytest.fixture(scope="module")
+def manifest(built_site) -> dict:
+    return json.loads((built_site.path / "exec-manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def notebook_manifest(built_site) -> dict:
+    return json.loads((built_site.path / "notebook-manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def downloaded(built_site, notebook_manifest) -> dict[str, nbformat.NotebookNode]:
+    """网站上提供下载的 .ipynb（构建时已运行，带输出）。"""
+    return {
+        page: nbformat.read(built_site.path / entry["download"], as_version=4)
+        for page, entry in notebook_manifest.items()
+    }
+
+
+def test_every_page_with_code_has_exactly_one_notebook(built_site, notebook_manifest):
+    assert sorted(notebook_manifest) == code_pages(), "有代码的页面与有笔记本的页面应一一对应"
+    on_site = sorted(
+        p.relative_to(built_site.path).as_posix() for p in (built_site.path / "notebooks").rglob("*.ipynb")
+    )
+    assert on_site == sorted(entry["download"] for entry in notebook_manifest.values())
+
+
+@pytest.mark.parametrize("page", code_pages())
+def test_notebook_code_is_exactly_the_code_the_page_ran(downloaded, manifest, page):
+    nb = downloaded[page]
+    nbformat.validate(nb)
+    cells = snippet_cells(nb)
+    ran = manifest[page]
+    assert len(cells) == len(ran), f"{page}：页面运行了 {len(ran)} 个代码块，笔记本有 {len(cells)} 个代码单元"
+    for cell, block in zip(cells, ran, strict=True):
+        include = cell.metadata["hello_pytorch"]["include"]
+        assert include == block["id"], f"{page}：顺序不同，笔记本是 {include}，页面是 {block['id']}"
+        code = MAGIC.sub("", cell.source)
+        assert code.strip() == block["code"].strip(), f"{page}：{include} 的代码与页面运行的不同"
+        path, _, section = include.partition(":")
+        assert code == section_code(path, section), f"{page}：{include} 与 snippet 文件里的片段不同"
+    # 页面上只展示、不运行的库代码（如 _tinygpt.py 的片段）也都在笔记本里，顺序相同
+    markdown = (DOCS / page).read_text(encoding="utf-8")
+    shown = [
+        (m["path"], m["section"])
+        for m in INCLUDE.finditer(markdown)
+        if f"{m['path']}:{m['section']}" not in {b["id"] for b in ran}
+    ]
+    text_cells = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for path, section in shown:
+        assert section_code(path, section) in text_cells, f"{page}：页面展示的 {path}:{section} 不在笔记本里"
+
+
+@pytest.mark.parametrize("page", code_pages())
+def test_notebook_starts_by_installing_pinned_cpu_torch(downloaded, page):
+    install = downloaded[page].cells[1]
+    assert install.metadata["hello_pytorch"]["role"] == "install"
+    pins = dict(
+        re.findall(r"^(torch|numpy|matplotlib)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
+    )
+    assert json.dumps(pins) in install.source, "安装单元的版本必须来自 requirements.txt"
+    assert "--index-url" in install.source and "/whl/cpu" in install.source, "应安装 CPU 版 PyTorch"
+    assert install.outputs and "依赖就绪" in printed(install), "构建时安装单元应发现依赖已经就绪"
+    libraries = sorted((ROOT / "snippets" / Path(page).parent).glob("_*.py")) if "/" in page else []
+    written = [c.source.split("\n", 1) for c in downloaded[page].cells if c.source.startswith("%%writefile ")]
+    assert [head.removeprefix("%%writefile ") for head, _ in written] == [
+        p.relative_to(ROOT).as_posix() for p in libraries
+    ], "本章导入的库模块都应原样写进笔记本"
+    for (head, body), library in zip(written, libraries, strict=True):
+        assert body == library.read_text(encoding="utf-8").rstrip("\n"), f"{head} 与 {library} 不同"
+
+
+def _expected_outputs(manifest, page) -> list[tuple[str, str | None]]:
+    return [(b["id"], None if b["measurement"] else b["output"]) for b in manifest[page]]
+
+
+def assert_same_outputs(nb, manifest, page, where: str) -> None:
+    for cell, (block_id, expected) in zip(snippet_cells(nb), _expected_outputs(manifest, page), strict=True):
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert not errors, f"{where} {page} 的 {block_id} 出错：{errors}"
+        if expected is None:  # *_timing：计时，每次运行都不同
+            continue
+        assert printed(cell).rstrip() == expected.rstrip(), (
+            f"{where} {page} 的 {block_id} 输出与页面不同：\n笔记本：{printed(cell)[:500]!r}\n页面：{expected[:500]!r}"
+        )
+
+
+@pytest.mark.parametrize("page", code_pages())
+def test_built_notebook_has_the_pages_outputs(downloaded, manifest, page):
+    nb = downloaded[page]
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1)), f"{page}：应在一个内核里从上到下依次运行，实际 {counts}"
+    stderr = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
+    assert not stderr, f"{page}：读者会看到警告输出：{stderr[:2]}"
+    assert_same_outputs(nb, manifest, page, "构建时运行的笔记本")
+
+
+@pytest.fixture(scope="module")
+def fresh_runs(downloaded, tmp_path_factory) -> dict[str, object]:
+    """每个笔记本清空输出，放进自己全新的目录，用 nbclient 在全新的内核里从头到尾运行；两个一起跑。"""
+
+    def run(page: str):
+        nb = nbformat.from_dict(json.loads(json.dumps(downloaded[page])))
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        workdir = tmp_path_factory.mktemp(Path(page).stem)
+        client = NotebookClient(
+            nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(workdir)}}
+        )
+        try:
+            client.execute()
+        except Exception as error:  # 交给各自的测试报告
+            return error
+        return nb
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(code_pages(), pool.map(run, code_pages()), strict=True))
+
+
+@pytest.mark.parametrize("page", code_pages())
+def test_notebook_runs_top_to_bottom_in_a_fresh_kernel_like_the_page(fresh_runs, manifest, page):
+    nb = fresh_runs[page]
+    assert not isinstance(nb, Exception), f"{page} 的笔记本在全新的内核里运行出错：\n{nb}"
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))
+    assert_same_outputs(nb, manifest, page, "全新内核里运行的笔记本")
+
+
+@pytest.mark.parametrize("page", code_pages())
+def test_page_links_to_its_notebook_a_download_and_colab(built_site, notebook_manifest, page):
+    entry = notebook_manifest[page]
+    html = built_site.html(page)
+    bar = re.search(r'<p class="hp-notebook-links">(.*?)</p>', html, re.S)
+    assert bar, f"{page} 的标题下面没有笔记本链接"
+    links = dict(
+        (text, href)
+        for href, text in re.findall(r'<a class="md-button" href="([^"]+)"[^>]*>([^<]+)</a>', bar[1])
+    )
+    assert set(links) == {"Jupyter 笔记本", "下载 .ipynb", "在 Colab 中打开"}, links
+    stem = page.removesuffix(".md")
+    page_url = "http://site/" + ("" if stem == "index" else f"{stem}/")
+    notebook_page = urljoin(page_url, links["Jupyter 笔记本"]).removeprefix("http://site/")
+    assert (built_site.path / notebook_page / "index.html").exists() or (
+        built_site.path / notebook_page
+    ).exists()
+    download = urljoin(page_url, links["下载 .ipynb"]).removeprefix("http://site/")
+    assert download == entry["download"] and (built_site.path / download).is_file()
+    owner_repo = REPO_URL.removeprefix("https://github.com/")
+    expected_colab = f"https://colab.research.google.com/github/{owner_repo}/blob/{BRANCH}/{download.removeprefix('notebooks/')}"
+    assert links["在 Colab 中打开"] == expected_colab == entry["colab"]
+
+
+def test_pages_workflow_publishes_the_notebooks_where_colab_opens_them():
+    """Colab 只能打开 GitHub 上的笔记本：工作流把网站里的 .ipynb（保持 site/notebooks/ 下的目录结构）推到 BRANCH 分支，
+    并用真实的仓库地址构建，链接才指得对。"""
+    workflow = (ROOT / ".github" / "workflows" / "pages.yml").read_text(encoding="utf-8")
+    assert "HELLO_PYTORCH_REPO_URL: ${{ github.server_url }}/${{ github.repository }}" in workflow
+    assert "path: site/notebooks" in workflow, "构建作业应把 site/notebooks 作为产物上传"
+    assert f"git push --force origin HEAD:{BRANCH}" in workflow, f"应把笔记本推到 {BRANCH} 分支"
+    assert "contents: write" in workflow
+
+
+@pytest.mark.parametrize("page", code_pages())
+def test_notebook_markdown_reads_well_in_jupyter(downloaded, page):
+    text = "\n".join(c.source for c in downloaded[page].cells if c.cell_type == "markdown")
+    outside_code = re.sub(r"^(>\s?)?```.*?^(>\s?)?```", "", text, flags=re.S | re.M)
+    assert not re.search(r"^\s*(!!!|\?\?\?)", outside_code, re.M), "提示框（admonition）应改成引用块"
+    assert not re.search(r'^\s*=== "', outside_code, re.M), "选项卡应改成小标题"
+    assert not re.search(r"\]\((?!https?://)[^)]*\.md\b", outside_code), "相对的 .md 链接在 Jupyter 里打不开"
+    assert not re.search(r"\]\(#", outside_code), "页内锚点应改成网站上的绝对地址"
+    assert not re.search(r"\[\^[^\]]+\]", outside_code), "脚注应改成上标编号"
+    for link in re.findall(r"\]\((https?://[^)\s]+)\)", outside_code):
+        if link.startswith(SITE_URL):
+            assert "/notebooks/" not in link
+    source = (DOCS / page).read_text(encoding="utf-8")
+    assert source.count("```mermaid") == text.count("```mermaid"), "Mermaid 图保留为 ```mermaid 代码块"
+    if "$" in re.sub(r"`[^`]*`", "", source):
+        assert "$" in outside_code, "公式保留 $…$ 写法，Jupyter 用 MathJax 显示"
+
+
+@pytest.mark.parametrize("page", code_pages())
+def test_notebook_page_renders_outputs_without_other_hosts(built_site, notebook_manifest, page):
+    download = notebook_manifest[page]["download"]
+    html = (built_site.path / Path(download).parent / "index.html").read_text(encoding="utf-8")
+    assert "jp-OutputArea-output" in html, "笔记本网页应显示运行的输出"
+    assert not re.search(r'<script[^>]*src="(https?:)?//|import\("https?://', html), "不能从别的主机加载脚本"
+    assert "jupyter.css" in html and "@charset" not in html, "Jupyter 样式应是共用的文件，不内联"
+
+
+def test_a_notebook_that_fails_fails_the_build_and_says_where(throwaway):
+    """页面上运行正常、只在笔记本里出错的代码，也让严格构建失败，并指出笔记本、页面和片段。"""
+    code, log = throwaway(
+        {
+            "index.md": "# 首页\n\n"
+            + '```python exec="on" session="i" result="text"\n--8<-- "snippets/index.py:only"\n```\n'
+        },
+        {
+            "index.py": '# --8<-- [start:only]\nimport sys\nif "ipykernel" in sys.modules:\n    raise RuntimeError("只在笔记本里出错")\nprint("网页上没问题")\n# --8<-- [end:only]\n'
+        },
+    )
+    assert code != 0, "笔记本出错，构建必须失败"
+    assert "notebooks/index.ipynb" in log and "docs/index.md" in log
+    assert "snippets/index.py:only" in log and "只在笔记本里出错" in log
+
+
+def test_notebooks_rerun_only_when_their_code_changes(throwaway):
+    pages = {
+        "index.md": "# 首页\n\n文字。\n\n"
+        + '```python exec="on" session="i" result="text"\n--8<-- "snippets/index.py:one"\n```\n'
+    }
+    snippets = {"index.py": '# --8<-- [start:one]\nprint("一", 6 * 7)\n# --8<-- [end:one]\n'}
+    code, log = throwaway(pages, snippets, HELLO_PYTORCH_COLD="0")
+    assert code == 0, log
+    assert "笔记本：本次构建运行了 1 个" in log
+    code, log = throwaway(
+        {"index.md": pages["index.md"].replace("文字。", "改过的文字。")}, snippets, HELLO_PYTORCH_COLD="0"
+    )
+    assert code == 0, log
+    assert "笔记本：本次构建运行了" not in log, "只改文字，笔记本不该重新运行"
+    code, log = throwaway(
+        pages, {"index.py": snippets["index.py"].replace("6 * 7", "6 * 8")}, HELLO_PYTORCH_COLD="0"
+    )
+    assert code == 0, log
+    assert "笔记本：本次构建运行了 1 个" in log, "代码变了，笔记本要重新运行"
