@@ -324,14 +324,21 @@ def _runtime_table() -> str:
         cached = (
             "是" if all(b.cached for b in blocks) else ("部分" if any(b.cached for b in blocks) else "否")
         )
+        item = _notebooks.items.get(page)
+        notebook = (
+            f"<td>{item.seconds:.2f}</td><td>{'是' if item.cached else '否'}</td>"
+            if item
+            else "<td></td><td></td>"
+        )
         rows.append(
             f'<tr><td><a href="../{html.escape(_build.urls[page])}">{html.escape(page)}</a></td><td>{len(blocks)}</td>'
-            f"<td>{seconds:.2f}</td><td>{cached}</td></tr>"
+            f"<td>{seconds:.2f}</td><td>{cached}</td>{notebook}</tr>"
         )
     return (
-        "<table><thead><tr><th>页面</th><th>代码块</th><th>用时（秒，计时）</th><th>来自缓存</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody><tfoot><tr><td>合计</td><td></td><td>{total:.2f}</td><td></td></tr>"
-        "</tfoot></table>"
+        "<table><thead><tr><th>页面</th><th>代码块</th><th>用时（秒，计时）</th><th>来自缓存</th>"
+        "<th>笔记本用时（秒，计时）</th><th>笔记本来自缓存</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody><tfoot><tr><td>合计</td><td></td><td>{total:.2f}</td><td></td>"
+        f"<td>{sum(i.seconds for i in _notebooks.items.values()):.2f}</td><td></td></tr></tfoot></table>"
     )
 
 
@@ -584,7 +591,7 @@ _ADMONITION_LABEL = {
 }
 
 _INSTALL_CELL = """\
-# 准备 1：安装与网站构建时完全相同的依赖（CPU 版 PyTorch，体积小，不需要显卡）。已经装好就什么也不做。
+# 准备：安装与网站构建时完全相同的依赖（CPU 版 PyTorch，体积小，不需要显卡）。已经装好就什么也不做。
 import importlib.metadata
 import subprocess
 import sys
@@ -614,7 +621,7 @@ print("依赖就绪：" + "，".join(f"{{name}} {{installed(name)}}" for name in
 """
 
 _DISPLAY_CELL = """\
-# 准备 2：网站上有几段代码打印的是 Markdown（表格、结论）或 HTML（SVG 图），网页把它们显示成表格和图。
+# 准备：网站上有几段代码打印的是 Markdown（表格、结论）或 HTML（SVG 图），网页把它们显示成表格和图。
 # 笔记本里用单元格魔法命令 %%display_as 做同样的事：运行单元格里的代码，把打印出来的内容按 Markdown 或 HTML 显示。
 import contextlib
 import io
@@ -633,7 +640,7 @@ def display_as(kind, cell):
 """
 
 _LIBRARY_CELL = """\
-# 准备 3：本章的代码导入同目录的库模块（网站仓库里的 {folder}/ 下的文件）。
+# 准备：本章的代码导入同目录的库模块（网站仓库里的 {folder}/ 下的文件）。
 # 下面的单元把它们原样写进当前目录下的 {folder}/，这里先建好目录、加进模块搜索路径。
 import sys
 from pathlib import Path
@@ -652,9 +659,10 @@ class _Notebook:
     key: str  # 输出缓存的键：全部代码单元格 + 版本
     page_url: str = ""
     file: File | None = None
-    notebook_url: str = (
-        ""  # 笔记本网页的地址（mkdocs-jupyter 包装之后才知道），如 notebooks/part1/ch03_algorithm/
-    )
+    # 笔记本网页的地址（mkdocs-jupyter 包装之后才知道），如 notebooks/part1/ch03_algorithm/
+    notebook_url: str = ""
+    seconds: float = 0.0  # 在后台运行用了多久（取自缓存时是当初那次运行）
+    cached: bool = False
 
 
 @dataclass
@@ -891,21 +899,24 @@ def _outputs_path(key: str) -> Path:
     return _build.root / ".cache" / "notebooks" / "outputs" / f"{key}.json"
 
 
-def _read_outputs(key: str) -> list[dict] | None:
+def _read_outputs(key: str) -> dict | None:
+    """一条笔记本输出缓存：{"cells": 每个代码单元格的输出, "seconds": 运行用时, "produced": 何时}；坏了就当没有。"""
     try:
         entry = json.loads(_outputs_path(key).read_text(encoding="utf-8"))
         digest = hashlib.sha256(json.dumps(entry["cells"], sort_keys=True).encode()).hexdigest()
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return entry["cells"] if digest == entry.get("sha256") else None
+    return entry if digest == entry.get("sha256") else None
 
 
-def _write_outputs(key: str, cells: list[dict]) -> None:
+def _write_outputs(key: str, cells: list[dict], seconds: float) -> None:
     path = _outputs_path(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(json.dumps(cells, sort_keys=True).encode()).hexdigest()
+    produced = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    entry = {"cells": cells, "seconds": seconds, "produced": produced, "sha256": digest}
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"cells": cells, "sha256": digest}, ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps(entry, ensure_ascii=False), encoding="utf-8")
     tmp.replace(path)
 
 
@@ -990,8 +1001,8 @@ def _execute_group(groups: list[list[_Notebook]]) -> None:
             except Exception as error:  # 交给主线程：它在渲染笔记本页面之前报错，构建失败
                 _notebooks.error = str(error)
                 return
-            _notebooks.timings[item.page] = time.perf_counter() - began
-            _write_outputs(item.key, cells)
+            item.seconds = _notebooks.timings[item.page] = time.perf_counter() - began
+            _write_outputs(item.key, cells, item.seconds)
             _write_notebook(item, cells)
 
 
@@ -1053,13 +1064,14 @@ def _prepare_notebooks(files, config) -> None:
         item = _Notebook(page.src_uri, uri, generated / uri, nb, key, page.url)
         _notebooks.items[page.src_uri] = item
         _notebooks.used.add(key)
-        cells = None if _build.cold else _read_outputs(key)
+        entry = None if _build.cold else _read_outputs(key)
         if not _build.execute:
             _write_notebook(item, None)
-        elif cells is None:
+        elif entry is None:
             pending.append(item)
         else:
-            _write_notebook(item, cells)
+            item.seconds, item.cached = entry.get("seconds", 0.0), True
+            _write_notebook(item, entry["cells"])
         # 普通的 File（不是 File.generated）：mkdocs-jupyter 的包装类从 src_dir + src_uri 找到文件
         item.file = File(
             uri,

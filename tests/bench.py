@@ -58,6 +58,12 @@ def build(project: Path, cold: bool = False, execute: bool = True) -> float:
     return seconds
 
 
+def executed_notebooks(project: Path) -> list[str]:
+    """本次构建在后台重新运行了笔记本的页面。"""
+    manifest = json.loads((project / "site" / "notebook-manifest.json").read_text(encoding="utf-8"))
+    return [page for page, entry in manifest.items() if entry["executed"]]
+
+
 def executed_pages(project: Path) -> list[str]:
     manifest = json.loads((project / "site" / "exec-manifest.json").read_text(encoding="utf-8"))
     return [page for page, blocks in manifest.items() if any(not b["cached"] for b in blocks)]
@@ -101,22 +107,23 @@ def main() -> int:
         cold = build(project, cold=True)
         cold_pages = pages_html(project)
         warm = build(project)
-        warm_executed = executed_pages(project)
+        warm_executed = executed_pages(project) + executed_notebooks(project)
         warm_pages = pages_html(project)
         differing = sorted(name for name in cold_pages if warm_pages.get(name) != cold_pages[name])
         page = project / PROSE_PAGE
         page.write_text(page.read_text(encoding="utf-8") + "\n基准测试加的一句话。\n", encoding="utf-8")
         prose = build(project)
-        prose_executed = executed_pages(project)
+        prose_executed = executed_pages(project) + executed_notebooks(project)
         snippet = project / EDITED_SNIPPET
         text = snippet.read_text(encoding="utf-8")
         first_section = re.search(r"^# --8<-- \[start:[\w-]+\]\n", text, re.MULTILINE)
         snippet.write_text(text.replace(first_section[0], first_section[0] + "# 基准测试改动\n", 1))
         edited = build(project)
         edit_executed = executed_pages(project)
+        edit_notebooks = executed_notebooks(project)
 
     rows = [
-        ("只渲染（关掉执行）", render_only),
+        ("只渲染（什么代码都不运行）", render_only),
         ("每个 snippet 单独运行之和", standalone),
         ("冷构建", cold),
         ("热构建（无改动）", warm),
@@ -140,19 +147,24 @@ def main() -> int:
     for name, ok, ratio in checks:
         print(f"| {name} | {ratio:.2f} | {'达到' if ok else '未达到'} |")
     snippet_ok = (
-        edit_executed == expected_pages and not prose_executed and not warm_executed and not differing
+        edit_executed == expected_pages
+        and edit_notebooks == expected_pages
+        and not prose_executed
+        and not warm_executed
+        and not differing
     )
     print(
         f"| 热构建（全部取自缓存）与冷构建页面不同的：{differing or '无'} | | {'达到' if not differing else '未达到'} |"
     )
     print(
-        f"| 热构建重新执行的页面：{warm_executed or '无'} | | {'达到' if not warm_executed else '未达到'} |"
+        f"| 热构建重新执行的页面或笔记本：{warm_executed or '无'} | | {'达到' if not warm_executed else '未达到'} |"
     )
     print(
-        f"| 改文字后重新执行的页面：{prose_executed or '无'} | | {'达到' if not prose_executed else '未达到'} |"
+        f"| 改文字后重新执行的页面或笔记本：{prose_executed or '无'} | | {'达到' if not prose_executed else '未达到'} |"
     )
     print(
-        f"| 改 {EDITED_SNIPPET} 后重新执行的页面：{edit_executed} | | {'达到' if snippet_ok else '未达到'} |"
+        f"| 改 {EDITED_SNIPPET} 后重新执行的页面：{edit_executed}，重新运行的笔记本：{edit_notebooks} | | "
+        f"{'达到' if snippet_ok else '未达到'} |"
     )
     return 0 if all(ok for _, ok, _ in checks) and snippet_ok else 1
 
