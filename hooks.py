@@ -1124,6 +1124,47 @@ _LIST_AS_CSS = re.compile(
 )  # mkdocs-jupyter 把 Python 列表当样式写进页面
 _JP_MERMAID = re.compile(r'<div class="jp-Mermaid"><pre class="mermaid">\n?(.*?)</pre></div>', re.S)
 NOTEBOOK_CSS = "assets/notebooks/jupyter.css"
+_NB_HEADING = re.compile(
+    r'<h(?P<level>[1-6]) id="[^"]*">(?P<body>.*?)<a class="anchor-link" href="#[^"]*">¶</a>', re.S
+)
+
+
+def _fix_heading_ids(html_text: str, page) -> str:
+    """mkdocs-jupyter 给标题的 id 去掉了全部汉字（“第 1 步：准备数据”成了 "1"，会重复），侧栏目录的锚点又用另一种算法，
+    两者对不上。这里按网站其他页面的规则（pymdownx.slugs）重新给标题起 id，再让目录指向它们。"""
+    from pymdownx.slugs import slugify
+
+    slug = slugify(case="lower")
+    used: dict[str, int] = {}
+    headings: list[tuple[str, str]] = []
+
+    def rename(match: re.Match[str]) -> str:
+        text = html.unescape(re.sub(r"<[^>]+>", "", match["body"])).strip()
+        base = slug(text, "-") or "section"
+        count = used.get(base, 0)
+        used[base] = count + 1
+        new = base if count == 0 else f"{base}_{count}"
+        headings.append((text, new))
+        return f'<h{match["level"]} id="{new}">{match["body"]}<a class="anchor-link" href="#{new}">¶</a>'
+
+    html_text = _NB_HEADING.sub(rename, html_text)
+
+    def within(short: str, full: str) -> bool:
+        """short 的字符（去掉空白）按顺序出现在 full 里。"""
+        rest = iter(re.sub(r"\s+", "", full))
+        return all(char in rest for char in re.sub(r"\s+", "", short))
+
+    def walk(items) -> None:
+        for item in items:
+            # 目录里的标题丢了行内代码（“torch.compile：…”只剩“：…”），按字符顺序找对应的标题，并补全标题文字
+            found = next((n for n, (text, _) in enumerate(headings) if within(item.title, text)), None)
+            if found is not None:
+                item.title, item.id = headings[found]
+                del headings[: found + 1]
+            walk(item.children)
+
+    walk(page.toc)
+    return html_text
 
 
 def _download_uri(item: _Notebook) -> str:
@@ -1154,6 +1195,7 @@ def _notebook_page(html_text: str, page, config, files) -> str:
     item = next(i for i in _notebooks.items.values() if i.uri == page.file.src_uri)
     html_text = _CDN_SCRIPTS.sub("", html_text)
     html_text = _LIST_AS_CSS.sub("", html_text)
+    html_text = _fix_heading_ids(html_text, page)
     css = _JUPYTER_CSS.search(html_text)
     if css is None:
         raise PluginError(f"{page.file.src_uri}：mkdocs-jupyter 的输出里找不到 Jupyter 样式，模板可能变了")

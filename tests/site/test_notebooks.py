@@ -258,6 +258,10 @@ def test_notebook_page_renders_outputs_without_other_hosts(built_site, notebook_
     assert "jp-OutputArea-output" in html, "笔记本网页应显示运行的输出"
     assert not re.search(r'<script[^>]*src="(https?:)?//|import\("https?://', html), "不能从别的主机加载脚本"
     assert "jupyter.css" in html and "@charset" not in html, "Jupyter 样式应是共用的文件，不内联"
+    ids = re.findall(r'<h[1-6] id="([^"]*)"', html)
+    assert len(ids) == len(set(ids)), f"标题的 id 有重复：{ids}"
+    toc = re.findall(r'<a href="#([^"]*)" class="md-nav__link">', html)
+    assert toc and all(anchor in ids for anchor in toc), f"侧栏目录指向不存在的标题：{set(toc) - set(ids)}"
 
 
 def test_a_notebook_that_fails_fails_the_build_and_says_where(throwaway):
