@@ -498,7 +498,7 @@ def on_post_build(config):
         target = site / NOTEBOOK_CSS
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(_notebooks.css, encoding="utf-8")
-    # 每次（非 dirty）构建都渲染全部页面，没用到的缓存条目就是过期的
+    # 每章的笔记本：网站里的位置、下载地址、Colab 链接、本次是否重新运行（测试与基准读它）
     (site / "notebook-manifest.json").write_text(
         json.dumps(
             {
@@ -520,7 +520,8 @@ def on_post_build(config):
         logging.getLogger("mkdocs.hooks").info(
             "笔记本：本次构建运行了 %d 个（计时）：%s", len(_notebooks.timings), ran
         )
-    if not _build.dirty and _build.cache.is_dir():
+    # 每次（非 dirty）构建都渲染全部页面，没用到的缓存条目就是过期的（只渲染、不执行时什么都没用到，不清理）
+    if not _build.dirty and _build.execute and _build.cache.is_dir():
         for entry in _build.cache.glob("*.json"):
             if entry.stem not in _build.used:
                 entry.unlink()

@@ -174,10 +174,14 @@ def test_editing_a_library_module_reexecutes_the_pages_next_to_it(site):
 
 
 def test_render_only_mode_for_the_bench_runs_nothing(site, throwaway):
-    """HELLO_PYTORCH_EXECUTE=0（只给 nox -s bench 量“只渲染”用）：同一个网站照样建成，但没有任何代码运行。"""
+    """HELLO_PYTORCH_EXECUTE=0（只给 nox -s bench 量“只渲染”用）：同一个网站照样建成，但没有任何代码运行，
+    也不清掉别的构建留下的缓存。"""
+    site.build()
+    cached = sorted(site.cache.glob("*.json"))
     code, log = throwaway(PAGES, SNIPPETS, HELLO_PYTORCH_EXECUTE="0")
     assert code == 0, log
     assert "首页的输出 42" not in site.html() and "第一块 20" not in site.html("other/index.html")
     assert "笔记本：本次构建运行了" not in log, "不运行笔记本"
     notebook = json.loads(site.html("notebooks/index.ipynb"))
     assert all(not cell.get("outputs") for cell in notebook["cells"]), "笔记本照样生成，只是没有输出"
+    assert cached and sorted(site.cache.glob("*.json")) == cached, "只渲染的构建不该清掉执行缓存"
