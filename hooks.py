@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import html
 import json
@@ -473,7 +474,7 @@ def on_page_context(context, page, config, nav):
 
 def on_build_error(error):
     _notebooks.stop = True  # 构建已经失败：后台不再开始新的笔记本
-    _wait_for_notebooks_quietly()
+    _wait_for_notebooks(report=False)
 
 
 def on_post_page(output, page, config):
@@ -506,7 +507,7 @@ def on_post_build(config):
                     "notebook": item.uri,
                     "download": _download_uri(item),
                     "colab": _colab_url(config, _download_uri(item)),
-                    "executed": page in _notebooks.timings,
+                    "executed": item.ran,
                 }
                 for page, item in _notebooks.items.items()
             },
@@ -515,11 +516,10 @@ def on_post_build(config):
         ),
         encoding="utf-8",
     )
-    if _notebooks.timings:
-        ran = ", ".join(f"{page} {seconds:.1f}s" for page, seconds in _notebooks.timings.items())
-        logging.getLogger("mkdocs.hooks").info(
-            "笔记本：本次构建运行了 %d 个（计时）：%s", len(_notebooks.timings), ran
-        )
+    ran = [item for item in _notebooks.items.values() if item.ran]
+    if ran:
+        listing = ", ".join(f"{item.page} {item.seconds:.1f}s" for item in ran)
+        logging.getLogger("mkdocs.hooks").info("笔记本：本次构建运行了 %d 个（计时）：%s", len(ran), listing)
     # 每次（非 dirty）构建都渲染全部页面，没用到的缓存条目就是过期的（只渲染、不执行时什么都没用到，不清理）
     if not _build.dirty and _build.execute and _build.cache.is_dir():
         for entry in _build.cache.glob("*.json"):
@@ -664,6 +664,7 @@ class _Notebook:
     notebook_url: str = ""
     seconds: float = 0.0  # 在后台运行用了多久（取自缓存时是当初那次运行）
     cached: bool = False
+    ran: bool = False  # 本次构建在后台运行了它
 
 
 @dataclass
@@ -672,7 +673,6 @@ class _Notebooks:
     threads: list = field(default_factory=list)
     error: str = ""
     css: str = ""
-    timings: dict[str, float] = field(default_factory=dict)  # 本次构建运行了的笔记本 -> 秒
     stop: bool = False
     used: set[str] = field(default_factory=set)
 
@@ -925,7 +925,7 @@ def _write_notebook(item: _Notebook, cells: list[dict] | None) -> None:
     """把输出填进笔记本，写到 item.path；内容没变就不写（mkdocs-jupyter 的缓存按文件内容命中）。"""
     import nbformat
 
-    nb = json.loads(json.dumps(item.nb))
+    nb = copy.deepcopy(item.nb)
     code_cells = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
     for cell, result in zip(code_cells, cells, strict=True) if cells is not None else ():
         cell["outputs"], cell["execution_count"] = result["outputs"], result["execution_count"]
@@ -950,7 +950,7 @@ def _execute_notebook(item: _Notebook) -> list[dict]:
         / (Path(item.page).parent.as_posix().strip(".") or "home")
     )
     run_dir.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.from_dict(json.loads(json.dumps(item.nb)))
+    nb = nbformat.from_dict(copy.deepcopy(item.nb))
     client = NotebookClient(
         nb,
         kernel_name="python3",
@@ -1002,7 +1002,7 @@ def _execute_group(groups: list[list[_Notebook]]) -> None:
             except Exception as error:  # 交给主线程：它在渲染笔记本页面之前报错，构建失败
                 _notebooks.error = str(error)
                 return
-            item.seconds = _notebooks.timings[item.page] = time.perf_counter() - began
+            item.seconds, item.ran = time.perf_counter() - began, True
             _write_outputs(item.key, cells, item.seconds)
             _write_notebook(item, cells)
 
@@ -1023,11 +1023,12 @@ def _start_notebooks(pending: list[_Notebook]) -> None:
         thread.start()
 
 
-def _wait_for_notebooks() -> None:
+def _wait_for_notebooks(report: bool = True) -> None:
+    """等后台线程都结束；report=True 时把后台的错误当作构建错误抛出。"""
     for thread in _notebooks.threads:
         thread.join()
     _notebooks.threads = []
-    if _notebooks.error:
+    if report and _notebooks.error:
         raise PluginError(_notebooks.error)
 
 
@@ -1045,7 +1046,7 @@ def _prepare_notebooks(files, config) -> None:
     from mkdocs.structure.files import InclusionLevel
 
     _notebooks.stop = True
-    _wait_for_notebooks_quietly()
+    _wait_for_notebooks(report=False)
     _notebooks.__init__()
     site_url = (config.site_url or "").rstrip("/") + "/"
     generated = _build.root / ".cache" / "notebooks" / "site"
@@ -1083,11 +1084,6 @@ def _prepare_notebooks(files, config) -> None:
         )
         files.append(item.file)
     _start_notebooks(pending)
-
-
-def _wait_for_notebooks_quietly() -> None:
-    for thread in _notebooks.threads:
-        thread.join()
 
 
 @event_priority(100)  # 在 mkdocs-jupyter 之前：它要把我们生成的 .ipynb 包装成页面
