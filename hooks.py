@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import html
 import json
@@ -27,13 +28,14 @@ import os
 import platform
 import posixpath
 import re
+import shutil
 import signal
 import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import distributions, version
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -163,11 +165,23 @@ _original_format = _mx_main.__dict__.setdefault(
 
 
 def _environment() -> str:
+    """页脚上给读者看的版本。"""
     return f"torch {version('torch')} · Python {platform.python_version()}"
 
 
+@functools.cache
+def _fingerprint() -> str:
+    """缓存键里的“环境”：Python 与平台、线程数，以及已安装的每个发行包的版本（torch、numpy、matplotlib、
+    markdown-exec、pygments……任何一个变了，输出或渲染出的 HTML 都可能变）。"""
+    packages = sorted(
+        f"{d.metadata['Name']}=={d.version}".lower() for d in distributions() if d.metadata["Name"]
+    )
+    parts = [platform.python_version(), platform.machine(), os.environ.get("OMP_NUM_THREADS", ""), *packages]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def _key(chain: str, code: str) -> str:
-    return hashlib.sha256(f"{CACHE_VERSION}\0{_environment()}\0{chain}\0{code}".encode()).hexdigest()
+    return hashlib.sha256(f"{CACHE_VERSION}\0{_fingerprint()}\0{chain}\0{code}".encode()).hexdigest()
 
 
 def _checksum(entry: dict) -> str:
@@ -380,6 +394,7 @@ def on_config(config):
     _build.cache = _build.root / ".cache" / "exec"
     _build.cold = os.environ.get(COLD_ENV, "") not in ("", "0")
     _build.execute = os.environ.get(EXECUTE_ENV, "1") != "0"
+    _prepare_artefacts()
     # 像 `python snippets/part2/x.py` 那样，snippet 可以导入同目录的库模块（如 snippets/part2/_tinygpt.py）
     snippets = _build.root / "snippets"
     for folder in sorted({p.parent for p in snippets.rglob("*.py")}) if snippets.is_dir() else []:
@@ -399,6 +414,28 @@ def on_config(config):
     _build.urls.clear()
     _build.used.clear()
     return config
+
+
+# 构建中被重复使用的产物（执行缓存、笔记本输出都有自己的键；下面这些是代码自己写、自己读的）：
+# snippet 的检查点和实验结果（snippets/part2/_tinygpt.py 的 cached()，页面和笔记本内核共用）、
+# torch.compile 的 Inductor 编译缓存、笔记本的运行目录、mkdocs-jupyter 的渲染缓存。
+# 冷构建（HELLO_PYTORCH_COLD=1）开始时把它们全部删掉：本次构建不读任何在它开始之前写下的东西。
+ARTEFACTS_ENV = "HELLO_PYTORCH_ARTEFACTS"
+ARTEFACT_DIRS = {
+    ARTEFACTS_ENV: "artefacts",
+    "TORCHINDUCTOR_CACHE_DIR": "inductor",
+}
+COLD_WIPED = ("exec", "artefacts", "inductor", "notebooks", "mkdocs-jupyter")
+
+
+def _prepare_artefacts() -> None:
+    cache = _build.root / ".cache"
+    if _build.cold and _build.execute:
+        for name in COLD_WIPED:
+            shutil.rmtree(cache / name, ignore_errors=True)
+    for variable, name in ARTEFACT_DIRS.items():
+        # 子进程（笔记本内核、torchrun 的 worker）继承这些环境变量，和页面用同一个目录
+        os.environ[variable] = str(cache / name)
 
 
 def _libraries_digest(src_uri: str) -> str:
@@ -599,6 +636,9 @@ import sys
 
 PINS = {pins}
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch 官方的 CPU 版安装包索引
+# 可选：在中国大陆下载慢时，设为国内的 PyPI 镜像，例如 "https://pypi.tuna.tsinghua.edu.cn/simple"（清华大学）。
+# 镜像里的 torch 和 PyPI 上的一样：Linux 上是带 CUDA 的版本，比 CPU 版大得多，但同样能在 CPU 上运行
+PIP_MIRROR = None
 
 
 def installed(name):
@@ -609,13 +649,13 @@ def installed(name):
 
 
 missing = [name for name, wanted in PINS.items() if installed(name) != wanted]
+index = ["--index-url", PIP_MIRROR] if PIP_MIRROR else []
 if "torch" in missing:
-    subprocess.check_call(
-        [sys.executable, "-m", "pip", "install", "-q", f"torch=={{PINS['torch']}}", "--index-url", TORCH_CPU_INDEX]
-    )
+    torch_index = index or ["--index-url", TORCH_CPU_INDEX]
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", f"torch=={{PINS['torch']}}", *torch_index])
 others = [f"{{name}}=={{PINS[name]}}" for name in missing if name != "torch"]
 if others:
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *others])
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *index, *others])
 if any(name in sys.modules for name in missing):
     print("刚换了已经导入过的包：请先重启内核（Colab：代码执行程序 → 重启会话），再从下一个单元接着运行。")
 print("依赖就绪：" + "，".join(f"{{name}} {{installed(name)}}" for name in PINS))
@@ -844,7 +884,10 @@ def _make_notebook(src_uri: str, markdown: str, files, site_url: str, page_url: 
         f"# {title}\n\n> 这是网站页面[《{title}》]({_page_context['url']})的 Jupyter 笔记本，由同一份源文件在构建网站时生成："
         "文字就是页面上的文字，每个代码单元格就是页面上在构建时运行过的那段代码。"
         "从上到下依次运行即可，第一个代码单元格安装固定版本的 CPU 版 PyTorch。"
-        "图（Mermaid）在 JupyterLab 4.1 及以上显示为图，在别的环境里显示为图的源码，网页上能看到画好的图。"
+        "图（Mermaid）在 JupyterLab 4.1 及以上显示为图，在别的环境里显示为图的源码，网页上能看到画好的图。\n>\n"
+        "> （可选）在中国大陆打不开 Colab 时，可以下载这个 .ipynb，上传到国内能访问的笔记本服务"
+        "（例如魔搭 ModelScope 或百度飞桨 AI Studio 提供的免费 CPU 笔记本环境）运行；"
+        "下载依赖慢时，把第一个代码单元格里的 `PIP_MIRROR` 设为国内的 PyPI 镜像。"
     )
     add("markdown", intro)
     add("code", _INSTALL_CELL.format(pins=json.dumps(_pins())), hello_pytorch={"role": "install"})
@@ -1060,7 +1103,7 @@ def _prepare_notebooks(files, config) -> None:
         nb = _make_notebook(page.src_uri, markdown, files, site_url, page.url)
         code = [cell["source"] for cell in nb["cells"] if cell["cell_type"] == "code"]
         key = hashlib.sha256(
-            json.dumps([NOTEBOOK_VERSION, _environment(), code], ensure_ascii=False).encode()
+            json.dumps([NOTEBOOK_VERSION, _fingerprint(), code], ensure_ascii=False).encode()
         ).hexdigest()
         uri = NOTEBOOK_PREFIX + page.src_uri.removesuffix(".md") + ".ipynb"
         item = _Notebook(page.src_uri, uri, generated / uri, nb, key, page.url)

@@ -1,16 +1,19 @@
-"""第二部分的共用库：小 GPT 模型、算术任务数据、训练循环、预训练检查点、LoRA。
+"""第二部分的共用库：小 GPT 模型、算术任务数据、训练循环、结果存储、预训练检查点、微调实验、LoRA。
 
 各页的 snippet 用 ``from _tinygpt import ...`` 导入这里的代码；导入本模块没有任何副作用（不打印、不训练）。
 每个片段在第二部分的某一页上显示一次：
-config、attention、mlp、block、gpt → 第 1 页；tasks、batches、evaluate、train、checkpoint → 第 2 页；
-lora → 第 4 页。
+config、attention、mlp、block、gpt → 第 1 页；tasks、batches、evaluate、train、store、checkpoint → 第 2 页；
+experiment、verdict → 第 3 页；lora → 第 4 页。
 
 给后面各页用的接口：
 - ``GPTConfig``、``GPT``（``model(idx)`` 返回 logits，形状 (B, T, vocab_size)）、``count_parameters``；
-- 任务：``VOCAB``、``encode``、``decode``、``format_problem``、``make_split``、``encode_problems``、
-  ``get_batch``、``greedy_answers``、``accuracy``；
+- 任务：``VOCAB``、``encode``、``decode``、``format_problem``、``make_split``（训练/验证/测试三份）、
+  ``encode_problems``、``get_batch``、``greedy_answers``、``accuracy``；
 - 训练：``train``（返回每隔若干步的记录）；
-- 检查点：``PRETRAIN``（预训练的配置）、``load_or_train_pretrained()``（返回 ``Pretrained``）；
+- 结果存储：``cached``、``artefact_path``（键是本文件的源码 + 版本 + 设置）；
+- 检查点：``PRETRAIN``、``addition_data()``、``load_or_train_pretrained()``（返回 ``Pretrained``）；
+- 微调实验：``FINETUNE``、``LR_GRID``、``SEEDS``、``subtraction_data()``、``make_variant``、``finetune_run``、
+  ``finetuned_model``、``run_experiment``；结论：``spread``、``compare``；
 - LoRA：``LoRALinear``、``apply_lora``、``merge_lora``。
 """
 
@@ -125,6 +128,8 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 # --8<-- [end:gpt]
 
 # --8<-- [start:tasks]
+from typing import NamedTuple
+
 VOCAB = "0123456789+-="
 STOI = {ch: i for i, ch in enumerate(VOCAB)}
 PROMPT_LEN = 6  # "37+48="
@@ -145,8 +150,16 @@ def decode(ids) -> str:
     return "".join(VOCAB[int(i)] for i in ids)
 
 
-def make_split(op: str, n_val: int, seed: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """把一种运算的全部两位数题目随机分成训练集和验证集，两者没有重复的题。"""
+class Split(NamedTuple):
+    """三份互不重复的题：训练集用来更新参数，验证集用来做决定（何时停、选学习率），测试集只在最后报告一次。"""
+
+    train: list[tuple[int, int]]
+    val: list[tuple[int, int]]
+    test: list[tuple[int, int]]
+
+
+def make_split(op: str, n_val: int, n_test: int, seed: int) -> Split:
+    """把一种运算的全部两位数题目随机打乱，分成训练集、验证集和测试集。"""
     if op == "+":
         pairs = [(a, b) for a in range(100) for b in range(100)]
     elif op == "-":
@@ -155,7 +168,9 @@ def make_split(op: str, n_val: int, seed: int) -> tuple[list[tuple[int, int]], l
         raise ValueError(f"不认识的运算：{op!r}")
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
     shuffled = [pairs[i] for i in order]
-    return shuffled[n_val:], shuffled[:n_val]
+    return Split(
+        train=shuffled[n_val + n_test :], val=shuffled[:n_val], test=shuffled[n_val : n_val + n_test]
+    )
 
 
 def encode_problems(pairs: list[tuple[int, int]], op: str) -> torch.Tensor:
@@ -285,18 +300,75 @@ def train(
 
 # --8<-- [end:train]
 
+# --8<-- [start:store]
+import hashlib
+import json
+import os
+import platform
+from pathlib import Path
+
+try:
+    import fcntl  # 文件锁（Linux、macOS）
+except ImportError:  # Windows 没有它：不加锁，最坏是两个进程把同一个结果各算一遍
+    fcntl = None
+
+# 检查点和实验结果存在这里。构建网站时由环境变量指定，页面和笔记本共用，同一个结果只算一次；
+# 自己运行时放在仓库（或笔记本所在目录）的 .cache/part2/ 下
+ARTEFACTS = (
+    Path(os.environ.get("HELLO_PYTORCH_ARTEFACTS") or Path(__file__).resolve().parents[2] / ".cache")
+    / "part2"
+)
+# 本文件的全部源码：模型、数据、训练循环、各项设置，改动任何一行，之前存下的结果就都不再使用
+SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+
+
+def artefact_path(name: str, **settings) -> Path:
+    """结果文件的名字里带着“产生它的一切”的指纹：本文件的源码、PyTorch 与 Python 的版本、这次的设置。"""
+    made_by = {
+        "source": SOURCE_DIGEST,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "settings": settings,
+    }
+    digest = hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:20]
+    return ARTEFACTS / f"{name}-{digest}.pt"
+
+
+@contextlib.contextmanager
+def exclusive(path: Path):
+    """同一时刻只有一个进程在算这个结果：另一个进程等它算完，直接读取。"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def cached(name: str, compute, **settings) -> dict:
+    """有这份结果就读取；没有就调用 compute() 算出来，存好再返回。返回值只能含张量、数字、字符串、列表和字典。"""
+    path = artefact_path(name, **settings)
+    with exclusive(path):
+        if path.exists():
+            return torch.load(path, weights_only=True)
+        result = compute()
+        # 先写临时文件，再原子地改名：读的人要么看到完整的文件，要么看不到，不会读到写了一半的
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        torch.save(result, partial)
+        os.replace(partial, path)
+    return result
+
+
+# --8<-- [end:store]
+
 # --8<-- [start:checkpoint]
 import time
 from dataclasses import asdict
-from pathlib import Path
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "part2"
-CHECKPOINT = CACHE_DIR / "pretrained.pt"
-# 预训练的全部设置；改了任何一项（或改了下面的 RECIPE_VERSION），旧检查点就作废、重新训练
+# 预训练的全部设置
 PRETRAIN = {
-    "recipe_version": 1,
     "seed": 0,
     "n_val": 1000,
+    "n_test": 1000,
     "steps": 2000,
     "lr": 3e-3,
     "batch_size": 128,
@@ -305,96 +377,189 @@ PRETRAIN = {
 }
 
 
+class Data(NamedTuple):
+    train: torch.Tensor
+    val: torch.Tensor
+    test: torch.Tensor
+
+
+def addition_data() -> Data:
+    split = make_split("+", n_val=PRETRAIN["n_val"], n_test=PRETRAIN["n_test"], seed=PRETRAIN["seed"])
+    return Data(*(encode_problems(pairs, "+") for pairs in split))
+
+
 @dataclass
 class Pretrained:
     model: GPT
     config: GPTConfig
     history: list[dict]  # 预训练时每 eval_every 步的记录
-    train_data: torch.Tensor  # 加法训练集（编码后）
-    val_data: torch.Tensor  # 加法验证集：训练时从没见过的题
+    data: Data  # 加法的训练集、验证集、测试集（编码后）
+    path: Path  # 检查点文件
     trained_now: bool  # True：这次现场训练的；False：从检查点读取的
     seconds: float
 
 
-def addition_data(seed: int = PRETRAIN["seed"], n_val: int = PRETRAIN["n_val"]):
-    train_pairs, val_pairs = make_split("+", n_val=n_val, seed=seed)
-    return encode_problems(train_pairs, "+"), encode_problems(val_pairs, "+")
-
-
-def save_checkpoint(path: Path, model: GPT, **extra) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), **extra}, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    # weights_only=True：只允许张量、数字、字符串、列表、字典，不执行文件里的任意代码
-    return torch.load(path, weights_only=True)
-
-
 def load_or_train_pretrained(config: GPTConfig | None = None) -> Pretrained:
-    """有合适的检查点就读取；没有（或设置变了）就按固定的随机种子从头预训练，并存成检查点。"""
+    """有这份检查点就读取；没有就按固定的随机种子从头预训练，存成检查点。"""
     config = config or GPTConfig()
-    train_data, val_data = addition_data()
+    data = addition_data()
+    trained_now = False
+
+    def pretrain() -> dict:
+        nonlocal trained_now
+        trained_now = True
+        torch.manual_seed(PRETRAIN["seed"])
+        model = GPT(config)
+        history = train(
+            model,
+            data.train,
+            data.val,
+            steps=PRETRAIN["steps"],
+            lr=PRETRAIN["lr"],
+            batch_size=PRETRAIN["batch_size"],
+            seed=PRETRAIN["seed"],
+            eval_every=PRETRAIN["eval_every"],
+            target_accuracy=PRETRAIN["target_accuracy"],
+        )
+        return {"config": asdict(config), "state_dict": model.state_dict(), "history": history}
+
     start = time.perf_counter()
-    if CHECKPOINT.exists():
-        saved = load_checkpoint(CHECKPOINT)
-        if saved.get("config") == asdict(config) and saved.get("pretrain") == PRETRAIN:
-            model = GPT(config)
-            model.load_state_dict(saved["state_dict"])
-            model.eval()
-            seconds = time.perf_counter() - start
-            return Pretrained(model, config, saved["history"], train_data, val_data, False, seconds)
-    torch.manual_seed(PRETRAIN["seed"])
-    model = GPT(config)
-    history = train(
-        model,
-        train_data,
-        val_data,
-        steps=PRETRAIN["steps"],
-        lr=PRETRAIN["lr"],
-        batch_size=PRETRAIN["batch_size"],
-        seed=PRETRAIN["seed"],
-        eval_every=PRETRAIN["eval_every"],
-        target_accuracy=PRETRAIN["target_accuracy"],
-    )
-    save_checkpoint(CHECKPOINT, model, pretrain=PRETRAIN, history=history)
-    return Pretrained(model, config, history, train_data, val_data, True, time.perf_counter() - start)
+    settings = {"config": asdict(config), "pretrain": PRETRAIN}  # 运行时改了 PRETRAIN，也换一份检查点
+    saved = cached("pretrained", pretrain, **settings)
+    model = GPT(GPTConfig(**saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    path = artefact_path("pretrained", **settings)
+    seconds = time.perf_counter() - start
+    return Pretrained(model, config, saved["history"], data, path, trained_now, seconds)
 
 
 # --8<-- [end:checkpoint]
 
 
-# --8<-- [start:finetune]
-# 微调实验的共同设置：新任务是两位数减法，每种做法都用同样的数据、同样的步数、同样的小批量顺序
-FINETUNE = {"seed": 1, "n_val": 500, "steps": 200, "batch_size": 128}
-# 每种做法各自的学习率：只训练少量参数时（LoRA）通常要用更大的学习率
-FINETUNE_LR = {"full": 3e-3, "last_block": 3e-3, "lora": 1e-2, "scratch": 3e-3}
+# --8<-- [start:experiment]
+import copy
+
+# 微调实验：新任务是两位数减法。每种做法得到同样的调参机会和同样的训练预算
+FINETUNE = {"seed": 1, "n_val": 500, "n_test": 500, "steps": 150, "batch_size": 64, "eval_every": 25}
+LR_GRID = (1e-3, 3e-3, 1e-2, 3e-2)  # 每种做法都从这 4 个学习率里挑
+SEEDS = (0, 1, 2)  # 每个种子换一种初始化（LoRA 的 A、从零训练的整个模型）和一种抽题顺序
 # LoRA 加在每个块的这四个线性层上：注意力的 qkv、proj 和 MLP 的 fc、proj
 LORA_TARGETS = ("attn.qkv", "attn.proj", "mlp.fc", "mlp.proj")
 LORA_RANK, LORA_ALPHA = 4, 8.0
 
 
-def subtraction_data(seed: int = FINETUNE["seed"], n_val: int = FINETUNE["n_val"]):
-    train_pairs, val_pairs = make_split("-", n_val=n_val, seed=seed)
-    return encode_problems(train_pairs, "-"), encode_problems(val_pairs, "-")
+def subtraction_data() -> Data:
+    split = make_split("-", n_val=FINETUNE["n_val"], n_test=FINETUNE["n_test"], seed=FINETUNE["seed"])
+    return Data(*(encode_problems(pairs, "-") for pairs in split))
 
 
-def finetune(model: nn.Module, train_data: torch.Tensor, val_data: torch.Tensor, lr: float) -> list[dict]:
-    """按 FINETUNE 的设置训练：只在最后记录一次。"""
-    steps = FINETUNE["steps"]
-    return train(
-        model,
-        train_data,
-        val_data,
-        steps=steps,
-        lr=lr,
-        batch_size=FINETUNE["batch_size"],
-        seed=FINETUNE["seed"],
-        eval_every=steps,
+def make_variant(variant: str, pretrained: GPT, seed: int) -> nn.Module:
+    """四种做法的起点："full"、"last_block"、"lora-r4"（秩可换）和 "scratch"。"""
+    torch.manual_seed(seed)
+    if variant == "scratch":
+        return GPT(pretrained.config)  # 同样的结构，随机初始化，没有预训练
+    model = copy.deepcopy(pretrained)
+    if variant == "last_block":
+        for p in model.parameters():
+            p.requires_grad_(False)  # 先全部冻结，再解冻最后一个块、最后的 LayerNorm 和输出层
+        for module in (model.blocks[-1], model.ln_f, model.head):
+            for p in module.parameters():
+                p.requires_grad_(True)
+    elif variant.startswith("lora-r"):
+        r = int(variant.removeprefix("lora-r"))
+        apply_lora(model, LORA_TARGETS, r=r, alpha=LORA_ALPHA * r / LORA_RANK)  # alpha/r 固定为 2
+    elif variant != "full":
+        raise ValueError(f"不认识的做法：{variant!r}")
+    return model
+
+
+def finetune_run(variant: str, lr: float, seed: int) -> dict:
+    """一次微调：记录学习曲线、可训练参数、用时、测试集上的新旧任务准确率和训练后的权重。"""
+
+    def run() -> dict:
+        pretrained = load_or_train_pretrained()
+        sub = subtraction_data()
+        model = make_variant(variant, pretrained.model, seed)
+        start = time.perf_counter()
+        history = train(
+            model,
+            sub.train,
+            sub.val,
+            steps=FINETUNE["steps"],
+            lr=lr,
+            batch_size=FINETUNE["batch_size"],
+            seed=seed,
+            eval_every=FINETUNE["eval_every"],
+        )
+        return {
+            "history": history,
+            "trainable": count_parameters(model, trainable_only=True),
+            "seconds": time.perf_counter() - start,
+            "new_test": accuracy(model, sub.test),  # 新任务：减法测试集
+            "old_test": accuracy(model, pretrained.data.test),  # 旧任务：加法测试集
+            "state_dict": model.state_dict(),
+        }
+
+    lora = {"targets": LORA_TARGETS, "rank": LORA_RANK, "alpha": LORA_ALPHA}
+    return cached(
+        "finetune", run, variant=variant, lr=lr, seed=seed, finetune=FINETUNE, pretrain=PRETRAIN, lora=lora
     )
 
 
-# --8<-- [end:finetune]
+def finetuned_model(variant: str, lr: float, seed: int) -> nn.Module:
+    """把 finetune_run 存下的权重装回同样结构的模型。"""
+    model = make_variant(variant, load_or_train_pretrained().model, seed)
+    model.load_state_dict(finetune_run(variant, lr, seed)["state_dict"])
+    return model.eval()
+
+
+def run_experiment(variants: list[str]) -> dict[str, dict]:
+    """每种做法：先用第一个种子把 LR_GRID 里的学习率各试一次，按验证集准确率选一个；
+    再用选中的学习率跑 SEEDS 里的每个种子。测试集不参与任何选择。"""
+    results = {}
+    for variant in variants:
+        sweep = {lr: finetune_run(variant, lr, SEEDS[0])["history"][-1]["val_accuracy"] for lr in LR_GRID}
+        lr = max(LR_GRID, key=lambda candidate: sweep[candidate])  # 并列时取较小的学习率
+        runs = [finetune_run(variant, lr, seed) for seed in SEEDS]
+        results[variant] = {"sweep": sweep, "lr": lr, "runs": runs}
+    return results
+
+
+# --8<-- [end:experiment]
+
+
+# --8<-- [start:verdict]
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def spread(values: list[float]) -> str:
+    """平均值和范围，例如 "82.3%（80.1%–84.0%）"。"""
+    return f"{mean(values):.1%}（{min(values):.1%}–{max(values):.1%}）"
+
+
+def difference(a: list[float], b: list[float]) -> int:
+    """1：a 的每个结果都高于 b 的每个结果；-1：都低于；0：范围重叠，分不出高低。"""
+    if min(a) > max(b):
+        return 1
+    if max(a) < min(b):
+        return -1
+    return 0
+
+
+def compare(a: list[float], b: list[float]) -> str:
+    """把 difference 写成一句话：范围不重叠才说谁高谁低，否则只说分不出。"""
+    gap = (mean(a) - mean(b)) * 100
+    verdict = difference(a, b)
+    if verdict > 0:
+        return f"高 {gap:.1f} 个百分点（{len(a)} 个种子的范围不重叠）"
+    if verdict < 0:
+        return f"低 {-gap:.1f} 个百分点（{len(a)} 个种子的范围不重叠）"
+    return f"平均相差 {abs(gap):.1f} 个百分点，但各种子的范围重叠，分不出高低"
+
+
+# --8<-- [end:verdict]
 
 
 # --8<-- [start:lora]

@@ -5,8 +5,10 @@ import torch
 from _tinygpt import PRETRAIN, addition_data, decode, format_problem, get_batch
 
 print("三道题的写法:", [format_problem(a, b, "+") for a, b in [(37, 48), (5, 7), (99, 99)]])
-train_data, val_data = addition_data()
-print(f"训练集 {len(train_data)} 道题，验证集 {len(val_data)} 道题，两者没有重复")
+train_data, val_data, test_data = addition_data()
+print(
+    f"训练集 {len(train_data)} 道题，验证集 {len(val_data)} 道题，测试集 {len(test_data)} 道题，三者没有重复"
+)
 print("编码后的一道训练题:", train_data[0].tolist(), "=", repr(decode(train_data[0])))
 
 x, y = get_batch(train_data, batch_size=2, generator=torch.Generator().manual_seed(PRETRAIN["seed"]))
@@ -52,7 +54,7 @@ else:
 # --8<-- [end:pretrain]
 
 # --8<-- [start:pretrain_timing]
-how = "现场预训练并保存检查点" if pretrained.trained_now else "读取已有的检查点"
+how = "现场预训练并保存检查点" if pretrained.trained_now else "读取了同样的代码和设置训练好的检查点"
 print(f"计时（每次构建不同）：这次构建{how}，用时 {pretrained.seconds:.1f} 秒。")
 # --8<-- [end:pretrain_timing]
 
@@ -97,12 +99,12 @@ print(buffer.getvalue())
 # --8<-- [start:after]
 model = pretrained.model
 show_answers(model, val_data)
-pretrained_accuracy = accuracy(model, val_data)
-wrong = (greedy_answers(model, val_data[:, :PROMPT_LEN]) != val_data[:, PROMPT_LEN:]).any(dim=1)
-print(
-    f"预训练后在验证集上的准确率: {pretrained_accuracy:.1%}（{len(val_data)} 道题错了 {int(wrong.sum())} 道）"
-)
-for row in val_data[wrong][:3]:
+val_accuracy = accuracy(model, val_data)
+test_accuracy = accuracy(model, test_data)
+print(f"预训练后：验证集准确率 {val_accuracy:.1%}，测试集准确率 {test_accuracy:.1%}")
+wrong = (greedy_answers(model, test_data[:, :PROMPT_LEN]) != test_data[:, PROMPT_LEN:]).any(dim=1)
+print(f"测试集 {len(test_data)} 道题错了 {int(wrong.sum())} 道")
+for row in test_data[wrong][:3]:
     print(
         "答错的题:",
         decode(row[:PROMPT_LEN]),
@@ -115,22 +117,24 @@ for row in val_data[wrong][:3]:
 print(
     f"未训练时，模型在 {len(val_data)} 道验证题上的准确率是 **{untrained_accuracy:.1%}**；"
     f"预训练 **{history[-1]['step']}** 步后，验证损失从 {history[0]['val_loss']:.4f} 降到 "
-    f"**{history[-1]['val_loss']:.4f}**，准确率升到 **{pretrained_accuracy:.1%}**"
-    f"（事先定下的目标是 {PRETRAIN['target_accuracy']:.0%}）。"
+    f"**{history[-1]['val_loss']:.4f}**，验证准确率 {val_accuracy:.1%}"
+    f"（事先定下的目标是 {PRETRAIN['target_accuracy']:.0%}，达到就停）。"
+    f"训练在哪一步停由验证集决定，所以最终成绩看测试集：**{test_accuracy:.1%}**。"
 )
 # 答错的题错在哪一位：百位、十位、个位各数一数
-wrong_digits = (greedy_answers(model, val_data[:, :PROMPT_LEN]) != val_data[:, PROMPT_LEN:])[wrong].sum(dim=0)
+wrong_digits = (greedy_answers(model, test_data[:, :PROMPT_LEN]) != test_data[:, PROMPT_LEN:])[wrong].sum(
+    dim=0
+)
 if int(wrong.sum()):
     print(
-        f"答错的 {int(wrong.sum())} 道题里，百位、十位、个位写错的分别有 "
+        f"测试集上答错的 {int(wrong.sum())} 道题里，百位、十位、个位写错的分别有 "
         f"{wrong_digits[0]}、{wrong_digits[1]}、{wrong_digits[2]} 道。"
     )
 # --8<-- [end:summary]
 
 # --8<-- [start:checkpoint]
-from _tinygpt import CHECKPOINT
-
-checkpoint = torch.load(CHECKPOINT, weights_only=True)
+print("检查点文件:", pretrained.path.name)
+checkpoint = torch.load(pretrained.path, weights_only=True)
 print("检查点里存了:", sorted(checkpoint))
 print("模型配置:", checkpoint["config"])
 print("state_dict 的前 4 个键:", list(checkpoint["state_dict"])[:4])

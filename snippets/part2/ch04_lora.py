@@ -20,8 +20,8 @@ print("需要梯度的参数（前 4 个）:", trainable_names[:4])
 # --8<-- [start:init_equal]
 from _tinygpt import subtraction_data
 
-sub_train, sub_val = subtraction_data()
-add_val = pretrained.val_data
+sub = subtraction_data()
+add_val = pretrained.data.val
 with torch.no_grad():
     same_at_init = torch.equal(model(add_val[:, :-1]), base(add_val[:, :-1]))
 print("刚包上 LoRA 时，输出与原模型逐位相同:", same_at_init)
@@ -47,11 +47,16 @@ print(f"只相当于原模型 {base_total:,} 个参数的 {trainable / base_tota
 # --8<-- [end:count]
 
 # --8<-- [start:train]
-from _tinygpt import FINETUNE, FINETUNE_LR, accuracy, finetune
+from _tinygpt import SEEDS, accuracy, finetune_run, run_experiment
 
-history = finetune(model, sub_train, sub_val, lr=FINETUNE_LR["lora"])
-lora_accuracy = accuracy(model, sub_val)
-print(f"LoRA 训练 {FINETUNE['steps']} 步后，减法验证集准确率 {lora_accuracy:.1%}")
+lr = run_experiment(["lora-r4"])["lora-r4"]["lr"]  # 第 3 页在验证集上为 LoRA 选出的学习率
+run = finetune_run("lora-r4", lr, seed=SEEDS[0])  # 第 3 页已经训练过这一次，这里直接读取它的结果
+model.load_state_dict(run["state_dict"])  # 上面包好的模型，起点（A 的随机初始化）与那次训练相同
+model.eval()
+lora_accuracy = accuracy(model, sub.test)
+print(
+    f"学习率 {lr:g}、种子 {SEEDS[0]}：LoRA 训练 {run['history'][-1]['step']} 步后，减法测试集准确率 {lora_accuracy:.1%}"
+)
 # 训练后 BA 不再是 0，但它的秩最多是 r
 update_ranks = {
     name: int(torch.linalg.matrix_rank(model.get_submodule(name).B @ model.get_submodule(name).A))
@@ -65,12 +70,12 @@ from _tinygpt import GPT, PROMPT_LEN, greedy_answers, merge_lora
 
 merged = merge_lora(copy.deepcopy(model))
 with torch.no_grad():
-    unmerged_logits, merged_logits = model(sub_val[:, :-1]), merged(sub_val[:, :-1])
+    unmerged_logits, merged_logits = model(sub.test[:, :-1]), merged(sub.test[:, :-1])
 # 先乘后加和先加后乘，float32 的舍入不同；logits 在 ±20 上下，允许万分之一的误差
 torch.testing.assert_close(merged_logits, unmerged_logits, rtol=1e-4, atol=1e-4)
 print("合并前后 logits 在 float32 舍入误差内相等（assert_close 通过）")
 same_predictions = torch.equal(
-    greedy_answers(merged, sub_val[:, :PROMPT_LEN]), greedy_answers(model, sub_val[:, :PROMPT_LEN])
+    greedy_answers(merged, sub.test[:, :PROMPT_LEN]), greedy_answers(model, sub.test[:, :PROMPT_LEN])
 )
 print("合并前后生成的答案逐字相同:", same_predictions)
 print("合并后还剩下 LoRALinear 吗:", any(isinstance(m, LoRALinear) for m in merged.modules()))
@@ -78,33 +83,33 @@ print(f"合并后的参数量 {count_parameters(merged):,}，与原模型 {count
 
 plain = GPT(pretrained.config)  # 一个普通的 GPT，能直接装下合并后的权重
 plain.load_state_dict(merged.state_dict())
-merged_accuracy = accuracy(plain, sub_val)
+merged_accuracy = accuracy(plain, sub.test)
 print(f"装进普通 GPT 后的减法准确率 {merged_accuracy:.1%}（合并前 {lora_accuracy:.1%}）")
 # --8<-- [end:merge]
 
 # --8<-- [start:rank_sweep]
+from _tinygpt import LR_GRID, spread
+
 ranks = [1, 2, LORA_RANK, 8]
-sweep = {}
+sweep = run_experiment([f"lora-r{r}" for r in ranks])  # r = 4 的结果第 3 页已经算过，直接读取
+accuracies = {}
 for r in ranks:
-    if r == LORA_RANK:  # 这个秩上面已经训练过了，直接用它的结果
-        sweep[r] = {"trainable": trainable, "new": lora_accuracy}
-    else:
-        candidate = copy.deepcopy(base)
-        torch.manual_seed(0)
-        apply_lora(candidate, LORA_TARGETS, r=r, alpha=2 * r)  # alpha = 2r：缩放系数 alpha/r 固定为 2
-        finetune(candidate, sub_train, sub_val, lr=FINETUNE_LR["lora"])
-        sweep[r] = {
-            "trainable": count_parameters(candidate, trainable_only=True),
-            "new": accuracy(candidate, sub_val),
-        }
-    print(f"r = {r:>2}：可训练参数 {sweep[r]['trainable']:>6,}，减法准确率 {sweep[r]['new']:.1%}")
+    result = sweep[f"lora-r{r}"]
+    accuracies[r] = [run["new_test"] for run in result["runs"]]
+    print(
+        f"r = {r}：可训练参数 {result['runs'][0]['trainable']:>6,}，学习率 {result['lr']:g}，"
+        f"减法测试集准确率 {spread(accuracies[r])}"
+    )
 # --8<-- [end:rank_sweep]
 
 # --8<-- [start:summary]
-best = max(sweep, key=lambda r: sweep[r]["new"])
+from _tinygpt import compare, mean
+
+best = max(ranks, key=lambda r: mean(accuracies[r]))
 print(
-    f"秩从 {ranks[0]} 增加到 {ranks[-1]}，可训练参数从 {sweep[ranks[0]]['trainable']:,} 增加到 "
-    f"{sweep[ranks[-1]]['trainable']:,}，减法准确率从 **{sweep[ranks[0]]['new']:.1%}** 变为 "
-    f"**{sweep[ranks[-1]]['new']:.1%}**；这组实验里准确率最高的是 r = {best}（{sweep[best]['new']:.1%}）。"
+    f"每个秩都在同样的 {len(LR_GRID)} 个学习率里按验证集挑选，再跑 {len(SEEDS)} 个种子。"
+    f"平均准确率最高的是 r = {best}，为 {spread(accuracies[best])}："
+    + "；".join(f"比 r = {r} {compare(accuracies[best], accuracies[r])}" for r in ranks if r != best)
+    + "。"
 )
 # --8<-- [end:summary]

@@ -8,7 +8,7 @@ torch.manual_seed(0)
 config = GPTConfig()
 # 测速度不需要训练好的模型：新初始化的模型每一步的计算量和训练好的完全一样
 model = GPT(config)
-train_data, _ = addition_data()
+train_data = addition_data().train
 batch_size = PRETRAIN["batch_size"]
 x, y = get_batch(train_data, batch_size, torch.Generator().manual_seed(0))
 print("模型配置:", config)

@@ -1,7 +1,7 @@
 """第二部分的共用库：模型的形状、因果性、参数量公式，任务数据，检查点读写，LoRA 的性质。"""
 
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -89,18 +89,19 @@ def test_problem_format_and_encoding():
     assert t.format_problem(85, 37, "-") == ("85-37=", "048")
     assert t.decode(t.encode("12+34=046")) == "12+34=046"
     with pytest.raises(ValueError):
-        t.make_split("*", n_val=10, seed=0)
+        t.make_split("*", n_val=10, n_test=10, seed=0)
 
 
 @pytest.mark.parametrize(("op", "total"), [("+", 10_000), ("-", 5_050)])
 def test_split_is_disjoint_complete_and_seeded(op, total):
-    train, val = t.make_split(op, n_val=100, seed=3)
-    assert len(val) == 100 and len(train) == total - 100
-    assert not set(train) & set(val), "训练集和验证集不能有相同的题"
-    assert t.make_split(op, n_val=100, seed=3) == (train, val), "同一个种子应得到同样的划分"
-    assert t.make_split(op, n_val=100, seed=4)[1] != val
+    split = t.make_split(op, n_val=100, n_test=50, seed=3)
+    assert len(split.val) == 100 and len(split.test) == 50 and len(split.train) == total - 150
+    train, val, test = (set(part) for part in split)
+    assert not (train & val or train & test or val & test), "训练集、验证集、测试集不能有相同的题"
+    assert t.make_split(op, n_val=100, n_test=50, seed=3) == split, "同一个种子应得到同样的划分"
+    assert t.make_split(op, n_val=100, n_test=50, seed=4).test != split.test
     if op == "-":
-        assert all(a >= b for a, b in train + val), "减法题应满足 a >= b"
+        assert all(a >= b for a, b in split.train + split.val + split.test), "减法题应满足 a >= b"
 
 
 def test_batches_mask_the_prompt_and_are_reproducible():
@@ -141,7 +142,7 @@ def test_one_thread_restores_the_thread_count():
 
 
 def test_training_is_deterministic_and_reduces_loss():
-    train_data, val_data = t.addition_data()
+    train_data, val_data, _ = t.addition_data()
     val = val_data[:200]
     x, y = val[:, :-1], val[:, 1:].clone()
     y[:, : t.PROMPT_LEN - 1] = -100
@@ -156,18 +157,106 @@ def test_training_is_deterministic_and_reduces_loss():
     assert runs[0][-1]["val_loss"] < 0.75 * initial, f"验证损失应下降：{initial:.3f} -> {runs[0]}"
 
 
-def test_checkpoint_round_trip(tmp_path):
-    torch.manual_seed(0)
-    model = t.GPT(t.GPTConfig(n_embd=32)).eval()
-    path = tmp_path / "m.pt"
-    t.save_checkpoint(path, model, note=[1.0, 2.0])
-    saved = t.load_checkpoint(path)
-    assert saved["config"] == asdict(model.config) and saved["note"] == [1.0, 2.0]
-    fresh = t.GPT(t.GPTConfig(**saved["config"])).eval()
-    fresh.load_state_dict(saved["state_dict"])
-    idx = torch.randint(13, (5, 8))
-    with torch.no_grad():
-        assert torch.equal(fresh(idx), model(idx))
+# ---------------------------------------------------------------- 结果存储
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setattr(t, "ARTEFACTS", tmp_path / "part2")
+    return tmp_path / "part2"
+
+
+def test_cached_computes_once_then_reads_back(store):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"weights": torch.arange(3.0), "history": [{"step": 1, "loss": 0.5}]}
+
+    first = t.cached("demo", compute, lr=0.1)
+    again = t.cached("demo", compute, lr=0.1)
+    assert len(calls) == 1, "同样的设置，第二次应直接读取"
+    assert torch.equal(again["weights"], first["weights"]) and again["history"] == first["history"]
+    t.cached("demo", compute, lr=0.2)
+    assert len(calls) == 2, "设置变了，应重新计算"
+    assert sorted(p.suffix for p in store.iterdir() if p.suffix == ".pt") == [".pt", ".pt"]
+    assert not list(store.glob("*.partial")), "不应留下写了一半的文件"
+
+
+def test_cached_key_covers_source_and_versions(monkeypatch):
+    path = t.artefact_path("demo", lr=0.1)
+    monkeypatch.setattr(t, "SOURCE_DIGEST", "0" * 64)
+    assert t.artefact_path("demo", lr=0.1) != path, "库的源码变了，结果文件应换一个"
+    monkeypatch.undo()
+    monkeypatch.setattr(torch, "__version__", "0.0.0")
+    assert t.artefact_path("demo", lr=0.1) != path, "PyTorch 版本变了，结果文件应换一个"
+
+
+def test_two_threads_asking_at_once_compute_once(store):
+    import threading
+    import time
+
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.5)
+        return {"value": 42}
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(t.cached("slow", slow))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1, "文件锁应让第二个调用等第一个算完，然后读取"
+    assert results == [{"value": 42}, {"value": 42}]
+
+
+# 在一份临时复制的库上真的训练：库里任何一行改了，检查点就不能再用（问题 #13：产物的键包含产生它的全部代码）
+_RETRAIN = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import _tinygpt as t
+t.PRETRAIN.update(steps=30, eval_every=10, target_accuracy=None, batch_size=32)
+p = t.load_or_train_pretrained(t.GPTConfig(n_layer=1, n_embd=16, n_head=2))
+print(json.dumps({"trained_now": p.trained_now, "history": p.history, "file": p.path.name}))
+"""
+
+
+def _pretrain_in_copy(copy_dir: Path) -> dict:
+    import json
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-c", _RETRAIN, str(copy_dir / "snippets" / "part2")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "HELLO_PYTORCH_ARTEFACTS": ""},
+        timeout=120,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_editing_any_line_of_the_library_retrains_the_checkpoint(tmp_path):
+    library = tmp_path / "snippets" / "part2" / "_tinygpt.py"
+    library.parent.mkdir(parents=True)
+    source = (Path(t.__file__)).read_text(encoding="utf-8")
+    library.write_text(source, encoding="utf-8")
+    first = _pretrain_in_copy(tmp_path)
+    assert first["trained_now"]
+    again = _pretrain_in_copy(tmp_path)
+    assert not again["trained_now"] and again["history"] == first["history"], "什么都没改，应读取检查点"
+    # 改训练循环里的一行（优化器的学习率），配置和 PRETRAIN 都没变
+    line = "optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)"
+    assert line in source
+    library.write_text(source.replace(line, line.replace("lr=lr,", "lr=lr * 0.5,")), encoding="utf-8")
+    edited = _pretrain_in_copy(tmp_path)
+    assert edited["trained_now"], "改了训练代码，旧检查点不能再用"
+    assert edited["file"] != first["file"]
+    assert edited["history"] != first["history"], "新代码训练出的记录应不同"
+    assert (tmp_path / ".cache" / "part2").is_dir(), "自己运行时结果存在仓库的 .cache/part2/ 下"
 
 
 # ---------------------------------------------------------------- LoRA
@@ -257,3 +346,28 @@ def test_apply_lora_count_and_merge_restore_a_plain_gpt(r):
     plain = t.GPT(replace(config))
     plain.load_state_dict(merged.state_dict())  # 严格匹配：合并后就是普通 GPT 的结构
     assert t.count_parameters(plain) == t.count_parameters(t.GPT(config))
+
+
+# ---------------------------------------------------------------- 结论的措辞由数字决定
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "verdict", "words"),
+    [
+        ([0.80, 0.82, 0.85], [0.60, 0.70, 0.75], 1, "高 14.0 个百分点"),
+        ([0.60, 0.70, 0.75], [0.80, 0.82, 0.85], -1, "低 14.0 个百分点"),
+        ([0.80, 0.82, 0.85], [0.81, 0.90, 0.95], 0, "分不出高低"),
+        ([0.50, 0.90, 0.91], [0.60, 0.62, 0.64], 0, "分不出高低"),  # 平均值高，但有一个种子低于对方
+        ([0.70, 0.70, 0.70], [0.70, 0.70, 0.70], 0, "分不出高低"),
+    ],
+)
+def test_comparisons_only_claim_what_the_ranges_support(a, b, verdict, words):
+    assert t.difference(a, b) == verdict
+    text = t.compare(a, b)
+    assert words in text
+    if verdict == 0:
+        assert not text.startswith(("高", "低")), f"范围重叠时不能说谁高谁低：{text}"
+
+
+def test_spread_reports_mean_and_range():
+    assert t.spread([0.5, 0.6, 0.7]) == "60.0%（50.0%–70.0%）"

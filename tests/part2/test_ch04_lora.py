@@ -28,19 +28,45 @@ def test_trainable_count_equals_formula(run_snippet):
 
 def test_merged_equals_unmerged_after_training(run_snippet):
     ns = run_snippet(SNIPPET).ns
-    x = ns["sub_val"][:, :-1]
+    x = ns["sub"].test[:, :-1]
     with torch.no_grad():
         torch.testing.assert_close(ns["merged"](x), ns["model"](x), rtol=1e-4, atol=1e-4)
     assert ns["same_predictions"]
     assert ns["merged_accuracy"] == ns["lora_accuracy"]
-    assert ns["lora_accuracy"] > 0.8, f"LoRA 应学会减法：{ns['lora_accuracy']:.1%}"
+    assert ns["lora_accuracy"] > 0.3, f"LoRA 应学会相当一部分减法题：{ns['lora_accuracy']:.1%}"
     assert max(ns["update_ranks"].values()) <= ns["LORA_RANK"], "BA 的秩不能超过 r"
 
 
-def test_rank_sweep_counts(run_snippet):
-    sweep = run_snippet(SNIPPET).ns["sweep"]
-    assert [sweep[r]["trainable"] for r in sorted(sweep)] == [r * 2048 for r in sorted(sweep)]
-    assert sweep[max(sweep)]["new"] > sweep[1]["new"] + 0.1, "秩太小时能力受限：最大的秩应明显好于 r=1"
+def test_page_model_starts_where_page_3_trained_it(run_snippet):
+    """页面说：上面包好的模型与第 3 页那次训练的起点相同（A 的随机初始化一样），所以能装进它的权重。"""
+    ns = run_snippet(SNIPPET).ns
+    import copy
+
+    from _tinygpt import make_variant  # run_snippet 已把 snippets/part2 加进模块搜索路径
+
+    page_model = copy.deepcopy(ns["base"])
+    torch.manual_seed(0)
+    ns["apply_lora"](page_model, ns["LORA_TARGETS"], r=ns["LORA_RANK"], alpha=ns["LORA_ALPHA"])
+    page3 = make_variant("lora-r4", ns["base"], seed=ns["SEEDS"][0])
+    for (name, a), (_, b) in zip(page_model.named_parameters(), page3.named_parameters(), strict=True):
+        assert torch.equal(a, b), f"{name}：起点应完全相同"
+    assert ns["lora_accuracy"] == ns["run"]["new_test"], "读回的权重应给出第 3 页记下的测试集准确率"
+
+
+def test_rank_sweep_is_fair_and_counts_match(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    sweep, ranks = ns["sweep"], ns["ranks"]
+    for r in ranks:
+        result = sweep[f"lora-r{r}"]
+        assert result["runs"][0]["trainable"] == r * 2048, "r·(d_in + d_out) 的合计"
+        assert set(result["sweep"]) == set(ns["LR_GRID"]), f"r = {r} 应有同样的调参机会"
+        assert len(result["runs"]) == len(ns["SEEDS"]) >= 3
+    out = run_snippet(SNIPPET).stdout
+    best = ns["best"]
+    for r in ranks:
+        if r != best:
+            verdict = ns["compare"](ns["accuracies"][best], ns["accuracies"][r])
+            assert f"比 r = {r} {verdict}" in out
 
 
 def test_printed_lines(run_snippet):
@@ -48,9 +74,3 @@ def test_printed_lines(run_snippet):
     assert "刚包上 LoRA 时，输出与原模型逐位相同: True" in out
     assert "相等: True" in out
     assert "合并后还剩下 LoRALinear 吗: False" in out
-
-
-def test_same_result_as_the_lora_row_on_page_3(run_snippet):
-    """同样的设置与随机种子：这一页训练的 LoRA 与第 3 页表格里的 LoRA 一行准确率相同（训练是确定的）。"""
-    page3 = run_snippet("snippets/part2/ch03_finetune.py").ns["results"]["lora"]
-    assert run_snippet(SNIPPET).ns["lora_accuracy"] == page3["new"]

@@ -127,19 +127,107 @@ def test_stale_entries_are_evicted(site):
     assert len(list(site.cache.glob("*.json"))) == 3, "改动后旧的缓存条目应被删除"
 
 
-def test_cache_key_depends_on_torch_and_python_versions(monkeypatch):
+def _hooks():
     sys.path.insert(0, str(ROOT))
     try:
         import hooks
     finally:
         sys.path.remove(str(ROOT))
+    return hooks
+
+
+class _Dist:
+    def __init__(self, name: str, version: str):
+        self.metadata, self.version = {"Name": name}, version
+
+
+@pytest.mark.parametrize("package", ["torch", "numpy", "matplotlib", "markdown-exec", "pygments"])
+def test_cache_key_depends_on_every_installed_version(monkeypatch, package):
+    """执行缓存和笔记本输出的键里有每个已安装的包的版本：渲染 HTML 的 pygments 变了也要失效，不只是 torch。"""
+    hooks = _hooks()
+    installed = [_Dist(name, "1.0") for name in ("torch", "numpy", "matplotlib", "markdown-exec", "pygments")]
+    monkeypatch.setattr(hooks, "distributions", lambda: installed)
+    hooks._fingerprint.cache_clear()
     before = hooks._key("", "print(1)")
-    monkeypatch.setattr(hooks, "version", lambda name: "99.0.0")
-    assert hooks._key("", "print(1)") != before, "换了 torch 版本，缓存必须失效"
-    monkeypatch.setattr(hooks.platform, "python_version", lambda: "3.99.0")
-    assert hooks._key("", "print(1)") != before
-    monkeypatch.setattr(hooks, "CACHE_VERSION", "other")
-    assert hooks._key("", "print(1)") != before
+    monkeypatch.setattr(
+        hooks,
+        "distributions",
+        lambda: [
+            _Dist(d.metadata["Name"], "2.0" if d.metadata["Name"] == package else "1.0") for d in installed
+        ],
+    )
+    hooks._fingerprint.cache_clear()
+    assert hooks._key("", "print(1)") != before, f"{package} 换了版本，缓存必须失效"
+    hooks._fingerprint.cache_clear()
+
+
+def test_cache_key_depends_on_python_threads_and_cache_version(monkeypatch):
+    hooks = _hooks()
+    hooks._fingerprint.cache_clear()
+    before = hooks._key("", "print(1)")
+    for patch in (
+        lambda: monkeypatch.setattr(hooks.platform, "python_version", lambda: "3.99.0"),
+        lambda: monkeypatch.setenv("OMP_NUM_THREADS", "7"),
+        lambda: monkeypatch.setattr(hooks, "CACHE_VERSION", "other"),
+    ):
+        patch()
+        hooks._fingerprint.cache_clear()
+        assert hooks._key("", "print(1)") != before
+        monkeypatch.undo()
+    hooks._fingerprint.cache_clear()
+
+
+# ---------------------------------------------------------------- 代码自己存下、再读回的产物（检查点、实验结果）
+
+LIBRARY = (ROOT / "snippets" / "part2" / "_tinygpt.py").read_text(encoding="utf-8")
+STORE_PAGES = {
+    "index.md": "# 首页\n",
+    "part2/store.md": "# 存储\n\n" + FENCE.format(session="store", target="snippets/part2/store.py:go"),
+}
+STORE_SNIPPETS = {
+    "part2/_tinygpt.py": LIBRARY,
+    # 值取自时钟：重新计算一定得到不同的值，读取存下的结果则得到同一个值
+    "part2/store.py": "# --8<-- [start:go]\nimport time\n\nfrom _tinygpt import cached\n\n"
+    "print('算出的值', cached('demo', lambda: {'value': str(time.time_ns())})['value'])\n# --8<-- [end:go]\n",
+}
+
+
+def test_stored_results_follow_the_code_and_cold_builds_read_nothing_older(throwaway, tmp_path):
+    """问题 #13 的两条保证，在真正的构建里检查：
+    1. 产生结果的库改了任何一行（哪怕一行注释），下一次（热）构建算出新的结果，不读旧的；
+    2. 冷构建不读任何在它开始之前写下的东西：毒化存下的结果，冷构建看不到它，.cache 里的每个文件都是这次写的。"""
+    import time
+
+    import torch
+
+    def build(snippets=STORE_SNIPPETS, cold="1") -> str:
+        code, log = throwaway(STORE_PAGES, snippets, HELLO_PYTORCH_COLD=cold)
+        assert code == 0, log
+        value = re.search(
+            r"算出的值 (\d+|POISON)",
+            (tmp_path / "site" / "part2" / "store" / "index.html").read_text(encoding="utf-8"),
+        )
+        assert value, "页面上应有算出的值"
+        return value[1]
+
+    first = build()
+    stored = list((tmp_path / ".cache" / "artefacts" / "part2").glob("demo-*.pt"))
+    assert len(stored) == 1, "构建时结果应存进构建指定的目录"
+    assert build(cold="0") == first, "什么都没改的热构建：读取同一份结果"
+    torch.save({"value": "POISON"}, stored[0])
+    started = time.time()
+    second = build()
+    assert second != "POISON", "冷构建读到了它开始之前写下的结果"
+    assert second != first
+    older = [
+        path.relative_to(tmp_path).as_posix()
+        for path in (tmp_path / ".cache").rglob("*")
+        if path.is_file() and path.stat().st_mtime < started - 1
+    ]
+    assert not older, f"冷构建之后 .cache 里还有它开始之前的文件：{older}"
+    edited = {**STORE_SNIPPETS, "part2/_tinygpt.py": LIBRARY + "\n# 只加了一行注释\n"}
+    third = build(edited, cold="0")
+    assert third != second, "库改了一行，热构建也必须重新计算，不能读旧的结果"
 
 
 def test_every_executed_page_has_a_provenance_footer(built_site):
