@@ -300,5 +300,7 @@ def test_notebooks_rerun_only_when_their_code_changes(throwaway, tmp_path):
     assert code == 0, log
     assert "笔记本：本次构建运行了 1 个" in log, "代码变了，笔记本要重新运行"
     notebook = json.loads((tmp_path / "site" / "notebooks" / "index.ipynb").read_text(encoding="utf-8"))
-    printed_text = "".join("".join(o.get("text", "")) for c in notebook["cells"] for o in c.get("outputs", []))
+    printed_text = "".join(
+        "".join(o.get("text", "")) for c in notebook["cells"] for o in c.get("outputs", [])
+    )
     assert "一 48" in printed_text and "一 42" not in printed_text, "重新运行后，笔记本里是新代码的输出"
