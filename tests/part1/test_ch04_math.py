@@ -36,7 +36,9 @@ def test_losses_match_formulas(run_snippet):
     torch.testing.assert_close(ns["bce_logits_torch"], ns["bce_formula"])
     torch.testing.assert_close(ns["bce_logits_torch"], ns["logits_formula"])
     # 页面说：四种写法打印到小数点后 6 位都相同
-    printed = {f"{ns[k].item():.6f}" for k in ("bce_formula", "bce_torch", "logits_formula", "bce_logits_torch")}
+    printed = {
+        f"{ns[k].item():.6f}" for k in ("bce_formula", "bce_torch", "logits_formula", "bce_logits_torch")
+    }
     assert len(printed) == 1, printed
 
 
