@@ -1,6 +1,7 @@
 """第 3 章：训练流程真的学会了圆内/圆外分类；torch.compile 与 eager 一致；SDPA 等于手写的注意力公式。"""
 
 import math
+import re
 
 import pytest
 import torch
@@ -93,6 +94,10 @@ def test_compiled_equals_eager(run_snippet):
 def test_inductor_generated_a_cpp_kernel(run_snippet):
     code = run_snippet(SNIPPET).ns["wrapper_code"]
     assert "async_compile.cpp" in code, "Inductor 在 CPU 上应生成 C++ 内核"
+    # 页面说：只有一个生成的内核，里面只有 relu；两个线性层都交给 addmm（顺便加偏置）
+    kernels = re.findall(r"^(\w+) = async_compile\.cpp", code, re.M)
+    assert len(kernels) == 1 and re.fullmatch(r"cpp_fused_relu_\d+", kernels[0]), kernels
+    assert re.findall(r"extern_kernels\.\w+", code) == ["extern_kernels.addmm"] * 2
 
 
 def test_data_dependent_branch_breaks_the_graph(run_snippet):
