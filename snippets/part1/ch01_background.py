@@ -32,13 +32,13 @@ gpt3_ratio = size_ratios["GPT-3（2020）"]
 mantissa, exponent = f"{gpt3_ratio:.1e}".split("e")
 print(
     f"第 5 章的模型只有 **{hello_params}** 个参数；GPT-3 的参数量大约是它的 "
-    f"**${mantissa} \\times 10^{{{int(exponent)}}}$** 倍。"
+    f"**${mantissa} \\times 10^{{{int(exponent)}}}$** 倍，相差约 {int(exponent)} 个数量级。"
 )
 # --8<-- [end:summary]
 
 # --8<-- [start:sdpa]
-# 形状：(批大小, 序列长度, 每个位置的向量维度)
-q, k, v = (torch.randn(2, 5, 8) for _ in range(3))
+# 形状：(批大小, 注意力头数, 序列长度, 每个位置的向量维度)；PyTorch 的融合内核要求这样的 4 维输入
+q, k, v = (torch.randn(2, 2, 5, 8) for _ in range(3))
 
 # 按公式手写注意力：softmax(QK^T / sqrt(d)) V
 scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
@@ -47,5 +47,7 @@ manual_attention = torch.softmax(scores, dim=-1) @ v
 fused_attention = F.scaled_dot_product_attention(q, k, v)
 attention_matches = torch.allclose(manual_attention, fused_attention, atol=1e-5)
 print("输出形状:", tuple(fused_attention.shape))
+attention_max_diff = (manual_attention - fused_attention).abs().max().item()
 print("手写版与 scaled_dot_product_attention 一致（容差 1e-5）:", attention_matches)
+print(f"两者的最大绝对差: {attention_max_diff:.1e}")
 # --8<-- [end:sdpa]

@@ -179,6 +179,8 @@ batch_loss(slice(4, 8)).backward()
 accumulated_grad = w.grad.clone()
 print("整批一次算出的 w.grad:", full_batch_grad)
 print("两半累加得到的 w.grad:", accumulated_grad)
+accumulation_diff = (accumulated_grad - full_batch_grad).abs().max().item()
+print(f"两者的最大差: {accumulation_diff:.1e}")
 w.grad = None
 b.grad = None
 # --8<-- [end:accumulate_batches]

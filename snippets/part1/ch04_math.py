@@ -158,12 +158,15 @@ print("sigmoid+BCE 的梯度  ∂L/∂z:", [round(v, 4) + 0.0 for v in grad_sigm
 # --8<-- [end:saturate]
 
 # --8<-- [start:saturate_md]
-loss_wrong = int(((via_sigmoid.double() - exact).abs() > 0.01).sum())
+loss_is_wrong = (via_sigmoid.double() - exact).abs() > 0.01
+loss_wrong = int(loss_is_wrong.sum())
+stuck_at = sorted(set(via_sigmoid[loss_is_wrong].tolist()))  # 算错的损失停在了哪些值上
 grad_wrong = int(((grad_sigmoid - grad_logits).abs() > 0.05).sum())
 logits_error = (with_logits.double() - exact).abs().max().item()
 print(
-    f"{len(big_z)} 个样本里，`sigmoid` + `nn.BCELoss` 有 **{loss_wrong}** 个损失算错（都停在了 "
-    f"{via_sigmoid.max().item():.0f}），有 **{grad_wrong}** 个梯度与正确值 $\\sigma(z)-t$ 相差超过 0.05；"
+    f"{len(big_z)} 个样本里，`sigmoid` + `nn.BCELoss` 有 **{loss_wrong}** 个损失算错（"
+    f"{'都' if len(stuck_at) == 1 else ''}停在了 {'、'.join(f'{v:g}' for v in stuck_at)}），"
+    f"有 **{grad_wrong}** 个梯度与正确值 $\\sigma(z)-t$ 相差超过 0.05；"
     f"`nn.BCEWithLogitsLoss` 与 float64 参照值的最大差只有 **{logits_error:.1e}**，"
     f"梯度全是有限值，而且都等于 $\\sigma(z)-t$。"
 )

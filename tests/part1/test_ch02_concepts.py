@@ -11,6 +11,9 @@ def test_linear_layer_is_the_same_neuron(run_snippet):
         "nn.Linear(3, 1) 的权重形状应是 (输出数, 输入数) = (1, 3)"
     )
     torch.testing.assert_close(ns["y_layer"].squeeze(), torch.sigmoid(torch.tensor(-0.8)))
+    # 页面说“结果完全相同”：与 torch.dot 写的神经元逐位相等
+    by_dot = torch.sigmoid(torch.dot(torch.tensor([0.5, -0.3, 0.8]), ns["x"]) + torch.tensor(0.1))
+    assert torch.equal(ns["y_layer"].squeeze(), by_dot)
 
 
 def test_autograd_equals_the_derived_formula(run_snippet):
@@ -22,8 +25,9 @@ def test_autograd_equals_the_derived_formula(run_snippet):
     expected_b = 2 * (y - 1.0) * y * (1 - y)
     torch.testing.assert_close(ns["autograd_grad_w"], expected_b * x)
     torch.testing.assert_close(ns["autograd_grad_b"], expected_b)
-    torch.testing.assert_close(ns["autograd_grad_w"], ns["analytic_grad_w"])
-    torch.testing.assert_close(ns["autograd_grad_b"], ns["analytic_grad_b"])
+    # 页面说两列“逐项相同”：逐位相等，不只是在容差内
+    assert torch.equal(ns["autograd_grad_w"], ns["analytic_grad_w"])
+    assert torch.equal(ns["autograd_grad_b"], ns["analytic_grad_b"])
 
 
 def test_gradients_accumulate_until_zeroed(run_snippet):
@@ -34,6 +38,8 @@ def test_gradients_accumulate_until_zeroed(run_snippet):
     )
     assert abs(ns["grad_after_zero"] - first) < 1e-6, "清零后 backward 应得到单次的梯度"
     torch.testing.assert_close(ns["accumulated_grad"], ns["full_batch_grad"])
+    diff = (ns["accumulated_grad"] - ns["full_batch_grad"]).abs().max().item()
+    assert diff == ns["accumulation_diff"] < 1e-6
 
 
 def test_no_grad_and_inplace_update(run_snippet):

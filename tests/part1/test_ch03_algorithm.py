@@ -1,9 +1,12 @@
 """第 3 章：训练流程真的学会了圆内/圆外分类；torch.compile 与 eager 一致；SDPA 等于手写的注意力公式。"""
 
 import math
+import re
 
+import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 SNIPPET = "snippets/part1/ch03_algorithm.py"
 
@@ -36,12 +39,29 @@ def test_loss_falls(run_snippet):
     assert len(losses) == run_snippet(SNIPPET).ns["n_epochs"]
     assert losses[-1] < 0.3 * losses[0], f"损失没有明显下降：{losses[0]:.3f} -> {losses[-1]:.3f}"
     assert min(losses[-5:]) < min(losses[:5]), "最后几轮的损失不比最初几轮低"
+    # 页面说：前 10 轮降得最多，之后明显变慢
+    early, late = losses[0] - losses[9], losses[9] - losses[-1]
+    assert early > 2 * late, f"前 10 轮降了 {early:.3f}，之后降了 {late:.3f}"
 
 
 def test_initial_loss_is_near_ln2(run_snippet):
     # 随机初始化的小网络输出接近 0 的 logits，二元交叉熵应接近 ln 2
-    initial = run_snippet(SNIPPET).ns["initial_loss"]
+    ns = run_snippet(SNIPPET).ns
+    initial = ns["initial_loss"]
     assert abs(initial - math.log(2)) < 0.1, f"初始损失 {initial:.3f} 离 ln 2 太远"
+    assert ns["initial_logits"].abs().max() < 0.5, "页面说初始 logits 都很接近 0"
+
+
+def test_bce_with_logits_target_must_be_float_of_same_shape(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    logits, y_train = ns["initial_logits"], ns["y_train"]
+    assert y_train.dtype == torch.float32 and y_train.shape == logits.shape
+    with pytest.raises(RuntimeError):  # 整数标签
+        ns["loss_fn"](logits, y_train.long())
+    with pytest.raises(ValueError):  # 形状不同
+        ns["loss_fn"](logits, y_train.squeeze(1))
+    # 0 到 1 之间的“软”目标也可以
+    assert torch.isfinite(ns["loss_fn"](logits, torch.full_like(y_train, 0.3)))
 
 
 def test_accuracy_beats_majority_baseline(run_snippet):
@@ -55,6 +75,10 @@ def test_accuracy_beats_majority_baseline(run_snippet):
     assert accuracy == ns["test_acc"], "重新计算的测试集准确率与 snippet 的不一致"
     assert accuracy > baseline + 0.3, f"测试集准确率 {accuracy:.3f} 没有明显超过多数类基线 {baseline:.3f}"
     assert accuracy > 0.9, f"测试集准确率只有 {accuracy:.3f}"
+    # 页面说：训练集和测试集准确率接近（没有明显过拟合），分错的点都挤在圆的边界附近
+    assert abs(ns["train_acc"] - ns["test_acc"]) < 0.03
+    wrong_radii = X_test[ns["wrong"]].norm(dim=1)
+    assert ((wrong_radii - ns["radius"]).abs() < 0.1).all(), f"分错的点离边界太远：{wrong_radii.tolist()}"
 
 
 def test_compiled_equals_eager(run_snippet):
@@ -70,6 +94,10 @@ def test_compiled_equals_eager(run_snippet):
 def test_inductor_generated_a_cpp_kernel(run_snippet):
     code = run_snippet(SNIPPET).ns["wrapper_code"]
     assert "async_compile.cpp" in code, "Inductor 在 CPU 上应生成 C++ 内核"
+    # 页面说：只有一个生成的内核，里面只有 relu；两个线性层都交给 addmm（顺便加偏置）
+    kernels = re.findall(r"^(\w+) = async_compile\.cpp", code, re.M)
+    assert len(kernels) == 1 and re.fullmatch(r"cpp_fused_relu_\d+", kernels[0]), kernels
+    assert re.findall(r"extern_kernels\.\w+", code) == ["extern_kernels.addmm"] * 2
 
 
 def test_data_dependent_branch_breaks_the_graph(run_snippet):
@@ -83,6 +111,10 @@ def test_sdpa_equals_manual_formula(run_snippet):
     torch.testing.assert_close(ns["fused_attention"], ns["manual_attention"])
     torch.testing.assert_close(ns["fused_causal"], ns["manual_causal"])
     # 换一组带“多头”维度的新数据，独立再验证一次公式
+    assert ns["Q"].dim() == 4, "融合内核要求 4 维输入"
+    assert ns["default_is_flash"] is True, "CPU 上的默认实现应是 FlashAttention 内核"
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+        assert torch.equal(F.scaled_dot_product_attention(ns["Q"], ns["K"], ns["V"]), ns["fused_attention"])
     gen = torch.Generator().manual_seed(123)
     q, k, v = (torch.randn(3, 4, 6, 16, generator=gen) for _ in range(3))
     manual = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(16), dim=-1) @ v
@@ -93,13 +125,15 @@ def test_causal_mask_hides_the_future(run_snippet):
     ns = run_snippet(SNIPPET).ns
     Q, K, V = ns["Q"], ns["K"], ns["V"]
     # 第 0 个位置只能看见自己，所以因果注意力的第 0 行输出就是 V 的第 0 行
-    torch.testing.assert_close(ns["fused_causal"][:, 0], V[:, 0])
+    # 形状是 (批大小, 头数, 序列长度, 维度)，位置在倒数第 2 维
+    torch.testing.assert_close(ns["fused_causal"][..., 0, :], V[..., 0, :])
     # 改动最后一个位置的 K、V，不应影响前面位置的输出
     K2, V2 = K.clone(), V.clone()
-    K2[:, -1] += 5
-    V2[:, -1] -= 5
+    K2[..., -1, :] += 5
+    V2[..., -1, :] -= 5
     changed = F.scaled_dot_product_attention(Q, K2, V2, is_causal=True)
-    torch.testing.assert_close(changed[:, :-1], ns["fused_causal"][:, :-1])
+    torch.testing.assert_close(changed[..., :-1, :], ns["fused_causal"][..., :-1, :])
+    assert not torch.allclose(changed[..., -1, :], ns["fused_causal"][..., -1, :])
 
 
 def test_prints_key_lines(run_snippet):
@@ -110,4 +144,7 @@ def test_prints_key_lines(run_snippet):
     assert "torch.testing.assert_close 通过" in out
     assert "图中断（graph break）次数: 1" in out
     assert "torch.testing.assert_close 两次都通过" in out
+    assert "默认调用与只允许 FlashAttention 内核时的结果逐位相同: True" in out
+    faster = ns["compiled_call_seconds"] < ns["eager_call_seconds"]
+    assert f"这一次编译版{'更快' if faster else '更慢'}。" in out
     assert "（计时，每次构建都会不同）" in out

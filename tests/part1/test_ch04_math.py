@@ -13,6 +13,8 @@ def test_linear_layer_is_wx_plus_b(run_snippet):
     layer, X = ns["layer"], ns["X"]
     assert tuple(ns["by_layer"].shape) == (4, 2), f"输出形状应为 (4, 2)，实际 {tuple(ns['by_layer'].shape)}"
     torch.testing.assert_close(ns["by_layer"], X @ layer.weight.T + layer.bias)
+    # 页面说 nn.Linear 与手写公式“完全一样”：逐位相等
+    assert torch.equal(ns["by_layer"], ns["by_formula"])
     torch.testing.assert_close(ns["stacked"], ns["merged"])
 
 
@@ -33,6 +35,11 @@ def test_losses_match_formulas(run_snippet):
     torch.testing.assert_close(ns["bce_torch"], ns["bce_formula"])
     torch.testing.assert_close(ns["bce_logits_torch"], ns["bce_formula"])
     torch.testing.assert_close(ns["bce_logits_torch"], ns["logits_formula"])
+    # 页面说：四种写法打印到小数点后 6 位都相同
+    printed = {
+        f"{ns[k].item():.6f}" for k in ("bce_formula", "bce_torch", "logits_formula", "bce_logits_torch")
+    }
+    assert len(printed) == 1, printed
 
 
 def test_bce_with_logits_is_stable(run_snippet):
@@ -42,7 +49,8 @@ def test_bce_with_logits_is_stable(run_snippet):
     with_logits = ns["with_logits"].detach()
     assert torch.isfinite(with_logits).all() and torch.isfinite(ns["grad_logits"]).all()
     torch.testing.assert_close(with_logits.double(), exact)
-    torch.testing.assert_close(ns["grad_logits"], torch.sigmoid(z) - t)
+    assert torch.equal(ns["grad_logits"], torch.sigmoid(z) - t), "页面说梯度都等于 σ(z) − t"
+    assert ns["stuck_at"] == [100.0], f"算错的损失应都停在 100，实际 {ns['stuck_at']}"
     # sigmoid + BCELoss 在 |z| 大时饱和：损失被钳在 100，梯度消失
     via_sigmoid = ns["via_sigmoid"].detach()
     assert via_sigmoid[0].item() == 100.0 and exact[0].item() == 200.0
@@ -54,6 +62,9 @@ def test_gradient_descent_reduces_loss(run_snippet):
     losses = run_snippet(SNIPPET).ns["descent_losses"]
     assert losses[-1] < 0.05 * losses[0], f"梯度下降没有让损失明显下降：{losses[0]:.4f} -> {losses[-1]:.4f}"
     assert all(a > b for a, b in itertools.pairwise(losses)), "这个例子里每一步损失都应下降"
+    # 页面说：开头降得快，越接近目标降得越慢
+    drops = [a - b for a, b in itertools.pairwise(losses)]
+    assert all(a > b for a, b in itertools.pairwise(drops)), f"每一步的降幅应越来越小：{drops}"
 
 
 def test_output(run_snippet):
