@@ -1,6 +1,7 @@
 """第 5 章：原文代码的两个报错真实存在；修正后的程序在测试集上明显胜过“猜多数类”，损失确实下降。"""
 
 import copy
+import itertools
 
 import torch
 
@@ -51,9 +52,9 @@ def test_training_loss_falls(run_snippet):
         f"测试损失没有明显下降：{test_losses[0]:.3f} -> {test_losses[-1]:.3f}"
     )
     # 页面说“逐轮下降”、两条曲线“几乎贴在一起”
-    assert all(b < a for a, b in zip(train_losses, train_losses[1:])), "训练损失应逐轮下降"
-    assert all(b < a for a, b in zip(test_losses, test_losses[1:])), "测试损失应逐轮下降"
-    gap = max(abs(a - b) for a, b in zip(train_losses, test_losses))
+    assert all(b < a for a, b in itertools.pairwise(train_losses)), "训练损失应逐轮下降"
+    assert all(b < a for a, b in itertools.pairwise(test_losses)), "测试损失应逐轮下降"
+    gap = max(abs(a - b) for a, b in zip(train_losses, test_losses, strict=True))
     assert gap < 0.05, f"训练损失与测试损失最多差 {gap:.3f}，不算“几乎贴在一起”"
 
 
