@@ -150,6 +150,10 @@ print("BCEWithLogitsLoss 损失:", [round(v, 4) for v in with_logits.detach().fl
 print("sigmoid + BCELoss 损失:", [round(v, 4) for v in sigmoid_then_bce.detach().flatten().tolist()])
 print("BCEWithLogitsLoss 梯度:", [round(v, 4) for v in grad_with_logits.tolist()])
 print("sigmoid + BCELoss 梯度:", [round(v, 4) for v in grad_sigmoid_bce.tolist()])
+# 不四舍五入，直接看 logit 为 3 时两种写法差多少
+loss_gap_at_3 = (with_logits[0] - sigmoid_then_bce[0]).abs().item()
+grad_gap_at_3 = (grad_with_logits[0] - grad_sigmoid_bce[0]).abs().item()
+print(f"logit 为 3 时两种写法之差：损失 {loss_gap_at_3:.1e}，梯度 {grad_gap_at_3:.1e}")
 # --8<-- [end:loss_choice]
 
 # --8<-- [start:train]

@@ -32,6 +32,11 @@ X_xor = corners[corner_idx] + 0.15 * torch.randn(400, 2)  # 每个角周围撒�
 y_xor = corner_labels[corner_idx].unsqueeze(1)
 
 print("X_xor:", tuple(X_xor.shape), " y_xor:", tuple(y_xor.shape), " 正类比例:", f"{y_xor.mean().item():.1%}")
+corner_counts = torch.bincount(corner_idx, minlength=4)
+# 一条直线最多让三团点落在正确的一侧，只能放弃最小的那一团
+linear_bound = 1 - corner_counts.min().item() / len(corner_idx)
+print("四个角 (0,0) (0,1) (1,0) (1,1) 各有几个点:", corner_counts.tolist())
+print(f"一条直线最多分对约 {linear_bound:.1%}（放弃最小的一团）")
 # --8<-- [end:xor_data]
 
 # --8<-- [start:xor_linear]

@@ -26,10 +26,13 @@ for model, row in memory_gb.items():
 # --8<-- [end:memory]
 
 # --8<-- [start:memory_summary]
-gpus_80gb_for_70b = memory_gb["70B"]["Adam 训练"] / 80
+import math
+
+GPU_80GB_BYTES = 80 * 2**30  # 标称“80 GB”的显卡（如 A100 80GB）实际是 80 GiB，约 85.9×10^9 字节
+gpus_80gb_for_70b = math.ceil(memory_gb["70B"]["Adam 训练"] * GB / GPU_80GB_BYTES)
 print(
     f"用 Adam 全量训练 70B 模型，仅权重、梯度和优化器状态就要约 **{memory_gb['70B']['Adam 训练']:,.0f} GB**，"
-    f"相当于 **{gpus_80gb_for_70b:.0f}** 张 80 GB 显卡的全部显存——这还没算激活值。"
+    f"要把显存全部用上的话至少也得 **{gpus_80gb_for_70b}** 张 80 GB 显卡——这还没算激活值。"
 )
 # --8<-- [end:memory_summary]
 

@@ -60,3 +60,10 @@ print(f"参数个数: {sum(p.numel() for p in net.parameters()):,}，训练样�
 print(f"训练集准确率: {memorize_train_acc:.1%}")
 print(f"测试集准确率: {memorize_test_acc:.1%}（随机猜约 50%）")
 # --8<-- [end:memorize]
+
+# --8<-- [start:memorize_summary]
+print(
+    f"这个网络在训练集上的准确率是 **{memorize_train_acc:.1%}**，"
+    f"在 {len(X_test)} 个没见过的样本上是 **{memorize_test_acc:.1%}**，而随机猜是 50% 左右。"
+)
+# --8<-- [end:memorize_summary]

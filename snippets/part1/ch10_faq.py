@@ -75,7 +75,8 @@ with torch.no_grad():
     batched = model(inputs)  # 一次送整批
     batched_seconds = time.perf_counter() - start
 
-print("两种算法结果一致:", torch.allclose(looped, batched, atol=1e-5))
+print("两种算法结果在 1e-5 的容差内一致:", torch.allclose(looped, batched, atol=1e-5))
+print("逐位相同:", torch.equal(looped, batched), f"  最大差值: {(looped - batched).abs().max().item():.1e}")
 print(f"本次测量：逐个样本 {looped_seconds * 1000:.1f} ms，整批 {batched_seconds * 1000:.1f} ms")
 # --8<-- [end:batching_timing]
 
@@ -116,3 +117,9 @@ third_draw = torch.randn(3)  # 没有重新设种子
 print("同一个种子，两次结果相同:", torch.equal(first_draw, second_draw))
 print("不重设种子，下一次结果相同:", torch.equal(second_draw, third_draw))
 # --8<-- [end:seed]
+
+# --8<-- [start:float_order]
+a, b, c = torch.tensor([1e8, -1e8, 1.0])  # float32：1e8 附近相邻两个数相差 8
+print("(a + b) + c =", ((a + b) + c).item())
+print("a + (b + c) =", (a + (b + c)).item())  # b + c = -99999999 舍入回了 -1e8
+# --8<-- [end:float_order]

@@ -1,5 +1,8 @@
 """第 5 章：原文代码的两个报错真实存在；修正后的程序在测试集上明显胜过“猜多数类”，损失确实下降。"""
 
+import copy
+import itertools
+
 import torch
 
 SNIPPET = "snippets/part1/ch05_hello.py"
@@ -21,6 +24,9 @@ def test_article_bce_on_raw_output_and_real_targets_fails(run_snippet):
     assert "all elements of input should be between 0 and 1" in str(input_error)
     assert isinstance(target_error, RuntimeError), f"torch.randn 目标进 BCELoss 应报错，实际 {target_error!r}"
     assert "all elements of target should be between 0 and 1" in str(target_error)
+    # 勘误 2 的两句描述：线性层的原始输出里有负数；目标里既有负数也有大于 1 的数
+    assert ns["output"].min().item() < 0
+    assert ns["y"].min().item() < 0 < 1 < ns["y"].max().item()
 
 
 def test_data_is_a_real_split(run_snippet):
@@ -31,6 +37,8 @@ def test_data_is_a_real_split(run_snippet):
     train_idx, test_idx = set(ns["train_idx"].tolist()), set(ns["test_idx"].tolist())
     assert not train_idx & test_idx, "训练集和测试集不能有重叠的样本"
     assert len(train_idx) + len(test_idx) == ns["num_samples"]
+    # 页面说两个集合的正类比例不同，所以基线要用测试集自己的比例
+    assert ns["y_train"].mean().item() != ns["y_test"].mean().item()
 
 
 def test_training_loss_falls(run_snippet):
@@ -43,6 +51,35 @@ def test_training_loss_falls(run_snippet):
     assert test_losses[-1] < 0.5 * test_losses[0], (
         f"测试损失没有明显下降：{test_losses[0]:.3f} -> {test_losses[-1]:.3f}"
     )
+    # 页面说“逐轮下降”、两条曲线“几乎贴在一起”
+    assert all(b < a for a, b in itertools.pairwise(train_losses)), "训练损失应逐轮下降"
+    assert all(b < a for a, b in itertools.pairwise(test_losses)), "测试损失应逐轮下降"
+    gap = max(abs(a - b) for a, b in zip(train_losses, test_losses, strict=True))
+    assert gap < 0.05, f"训练损失与测试损失最多差 {gap:.3f}，不算“几乎贴在一起”"
+
+
+def test_more_epochs_or_larger_lr_lower_the_loss(run_snippet):
+    """5.4 第 3 点：最后一轮仍在下降，多训练几轮或把学习率调大，损失还能再降。"""
+    ns = run_snippet(SNIPPET).ns
+    X, y, final = ns["X_train"], ns["y_train"], ns["train_losses"][-1]
+    criterion = torch.nn.BCEWithLogitsLoss()
+
+    def train(model, lr, epochs):
+        optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+        for _ in range(epochs):
+            optimizer.zero_grad()
+            loss = criterion(model(X), y)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            return criterion(model(X), y).item()
+
+    longer = copy.deepcopy(ns["model"])  # 接着训练的是一份拷贝，不动页面上的模型
+    assert train(longer, lr=0.1, epochs=100) < final - 0.01
+    torch.manual_seed(1)
+    start = ns["SimpleModel"]()
+    same_lr, larger_lr = train(copy.deepcopy(start), 0.1, 100), train(copy.deepcopy(start), 0.3, 100)
+    assert larger_lr < same_lr - 0.01, f"lr=0.3 的损失 {larger_lr:.4f} 应低于 lr=0.1 的 {same_lr:.4f}"
 
 
 def test_accuracy_beats_majority_baseline(run_snippet):
@@ -56,6 +93,8 @@ def test_accuracy_beats_majority_baseline(run_snippet):
     with torch.no_grad():
         recomputed = ((ns["model"](ns["X_test"]) > 0).float() == y_test).float().mean().item()
     assert abs(recomputed - acc) < 1e-6
+    # 页面说训练集和测试集的准确率“相差不大”
+    assert abs(ns["train_accuracy"] - acc) < 0.05
 
 
 def test_model_learns_the_hidden_rule(run_snippet):
@@ -66,7 +105,9 @@ def test_model_learns_the_hidden_rule(run_snippet):
 def test_bce_with_logits_equals_sigmoid_bce_until_clamping(run_snippet):
     ns = run_snippet(SNIPPET).ns
     with_logits, sigmoid_then_bce = ns["with_logits"].detach(), ns["sigmoid_then_bce"].detach()
-    torch.testing.assert_close(with_logits[0], sigmoid_then_bce[0])  # 普通的 logit：两种写法相同
+    # 普通的 logit：两种写法只差舍入误差（页面不说“完全相同”，而是打印出差值）
+    assert ns["loss_gap_at_3"] < 1e-6 and ns["grad_gap_at_3"] < 1e-6
+    assert ns["loss_gap_at_3"] == (with_logits[0] - sigmoid_then_bce[0]).abs().item()
     torch.testing.assert_close(with_logits[1], torch.tensor([120.0]))  # 真实损失是 120
     torch.testing.assert_close(sigmoid_then_bce[1], torch.tensor([100.0]))  # BCELoss 把 log 截在 -100
     # 对 logit 的梯度，解析式是 sigmoid(z) - t
@@ -83,5 +124,6 @@ def test_printed_output(run_snippet):
     assert "RuntimeError: mat1 and mat2 shapes cannot be multiplied (10x1 and 10x1)" in out
     assert "RuntimeError: all elements of target should be between 0 and 1" in out
     assert "第 100/100 轮" in out
+    assert "logit 为 3 时两种写法之差：损失 " in out
     assert "测试集准确率:" in out
     assert out.count("<svg") == 1, "损失曲线应作为一张 SVG 打印出来"

@@ -1,5 +1,7 @@
 """第 6 章：线性层分不开 XOR 而两层 MLP 可以；同一个训练循环做多分类和回归。"""
 
+import math
+
 import torch
 
 SNIPPET = "snippets/part1/ch06_applications.py"
@@ -14,6 +16,19 @@ def test_xor_linear_fails_mlp_succeeds(run_snippet):
     # 线性模型的损失停在 ln 2（“一半一半”）附近，MLP 的损失降到接近 0
     assert ns["linear_losses"][-1] > 0.6, f"线性模型在 XOR 上的损失不该降到 {ns['linear_losses'][-1]:.3f}"
     assert ns["mlp_losses"][-1] < 0.1, f"MLP 在 XOR 上的损失应降到接近 0，实际 {ns['mlp_losses'][-1]:.3f}"
+    # 页面说线性模型的损失“只比 ln 2 低一点点”
+    assert 0 < math.log(2) - ns["linear_losses"][-1] < 0.02
+
+
+def test_linear_xor_accuracy_stays_under_the_three_of_four_bound(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    counts = torch.bincount(ns["corner_idx"], minlength=4)
+    assert counts.sum().item() == len(ns["X_xor"])
+    assert len(set(counts.tolist())) > 1, "页面说这份数据的四团大小不完全相同"
+    bound = 1 - counts.min().item() / counts.sum().item()
+    assert ns["linear_bound"] == bound
+    # 每团点离角只有 0.15 的标准差，越过分界的点极少：线性模型不会明显超过“放弃最小一团”的上限
+    assert ns["linear_acc"] <= bound + 0.01, f"线性模型 {ns['linear_acc']:.1%} 超过了上限 {bound:.1%}"
 
 
 def test_xor_linear_accuracy_is_what_the_model_predicts(run_snippet):
@@ -43,6 +58,11 @@ def test_regression_recovers_true_weights(run_snippet):
     assert abs(ns["learned_b"] - ns["true_b"]) < 1e-3, (
         f"偏置 {ns['learned_b']:.4f} 离真实值 {ns['true_b']} 太远"
     )
+    # 学到的正是这份带噪声数据的最小二乘解：与真实值的差别来自噪声，而不是没训练够
+    design = torch.cat([ns["X_reg"], torch.ones(len(ns["X_reg"]), 1)], dim=1).double()
+    least_squares = torch.linalg.lstsq(design, ns["y_reg"].double()).solution.flatten().float()
+    learned = torch.cat([ns["learned_w"], torch.tensor([ns["learned_b"]])])
+    torch.testing.assert_close(learned, least_squares, atol=1e-5, rtol=0)
     losses = ns["reg_losses"]
     assert losses[-1] < 1e-3 * losses[0], f"均方误差没有降到噪声水平：{losses[0]:.4f} -> {losses[-1]:.6f}"
 

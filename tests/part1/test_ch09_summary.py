@@ -25,3 +25,4 @@ def test_output_has_key_lines(run_snippet):
     out = run_snippet("snippets/part1/ch09_summary.py").stdout
     assert "GPT-3 175B：300B 个词元，约 3.15e+23 次浮点运算" in out
     assert "训练集准确率: 100.0%" in out
+    assert "这个网络在训练集上的准确率是 **100.0%**，在 1000 个没见过的样本上是 **" in out
