@@ -213,6 +213,36 @@ def test_two_threads_asking_at_once_compute_once(store):
     assert results == [{"value": 42}, {"value": 42}]
 
 
+def test_two_processes_running_one_experiment_share_the_work(store, monkeypatch):
+    """页面和笔记本同时跑同一个实验：各算一部分（另一方正在算的先跳过），每次训练只算一次，两边拿到同样的结果。"""
+    import threading
+    import time
+
+    computed = []
+
+    def fake_run(variant, lr, seed, wait=True):
+        def compute():
+            computed.append((variant, lr, seed))
+            time.sleep(0.2)
+            return {"value": f"{variant}-{lr}-{seed}"}
+
+        return t.cached("fake", compute, wait, variant=variant, lr=lr, seed=seed)
+
+    monkeypatch.setattr(t, "finetune_run", fake_run)
+    jobs = [("v", lr, seed) for lr in (0.1, 0.2) for seed in (0, 1, 2)]
+    results = []
+    started = time.perf_counter()
+    threads = [threading.Thread(target=lambda: results.append(t.run_all(jobs))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    assert sorted(computed) == sorted(jobs), "每次训练应恰好算一次"
+    assert results[0] == results[1] == [{"value": f"v-{lr}-{seed}"} for _, lr, seed in jobs]
+    assert seconds < 0.2 * len(jobs) * 0.8, f"两个进程应分担工作，而不是一个算、一个等：{seconds:.2f} 秒"
+
+
 # 在一份临时复制的库上真的训练：库里任何一行改了，检查点就不能再用（问题 #13：产物的键包含产生它的全部代码）
 _RETRAIN = """
 import json, sys
