@@ -54,23 +54,35 @@ print(
 # --8<-- [start:compile]
 import time
 
+from torch._dynamo.utils import counters
+
 compiled = torch.compile(model)  # 默认后端 inductor；compiled 与 model 共用同一套参数
 
 start = time.perf_counter()
 # 第一次调用时才真正编译：捕获前向的计算图，追踪出反向的计算图，再生成 C++ 代码并编译
 compiled_loss, compiled_logits = train_step(compiled, x, y)
 compile_seconds = time.perf_counter() - start
+# 编译结果会存进磁盘缓存，下次运行同样的代码时直接取用：记下这次命中了几次（5.4 节的计时用到）
+cache_hits = counters["aot_autograd"]["autograd_cache_hit"] + counters["inductor"]["fxgraph_cache_hit"]
 compiled_grads = gradients(model)
 
+COMPILE_TOLERANCE = 1e-5
+compile_loss_diff = abs(compiled_loss.item() - eager_loss.item())
 compile_logits_diff = (compiled_logits - eager_logits).abs().max().item()
 compile_grad_diff = max((compiled_grads[n] - eager_grads[n]).abs().max().item() for n in eager_grads)
+compile_bitwise = torch.equal(compiled_logits, eager_logits) and all(
+    torch.equal(compiled_grads[n], eager_grads[n]) for n in eager_grads
+)
 torch.testing.assert_close(compiled_logits, eager_logits)
 for name in eager_grads:
     torch.testing.assert_close(compiled_grads[name], eager_grads[name])
-compile_agrees = compile_logits_diff < 1e-5 and compile_grad_diff < 1e-5
+compile_agrees = max(compile_loss_diff, compile_logits_diff, compile_grad_diff) < COMPILE_TOLERANCE
 print(f"编译版：损失 {compiled_loss.item():.4f}（eager 模式 {eager_loss.item():.4f}）")
-print("logits 与 eager 模式的最大绝对差 < 1e-5:", compile_logits_diff < 1e-5)
-print("全部梯度与 eager 模式的最大绝对差 < 1e-5:", compile_grad_diff < 1e-5)
+print(
+    f"与 eager 模式的最大绝对差：损失 {compile_loss_diff:.1e}，logits {compile_logits_diff:.1e}，"
+    f"梯度 {compile_grad_diff:.1e}；都小于 {COMPILE_TOLERANCE:g}: {compile_agrees}"
+)
+print("logits 和全部梯度与 eager 模式逐位相同（torch.equal）:", compile_bitwise)
 print("torch.testing.assert_close 对 logits 和每个梯度都通过")
 # --8<-- [end:compile]
 
@@ -109,28 +121,54 @@ def relative_error(approx, exact):
 bf16_logits_error = relative_error(bf16_logits, eager_logits)
 bf16_grad_error = max(relative_error(bf16_grads[n], eager_grads[n]) for n in eager_grads)
 bf16_loss_diff = abs(bf16_loss.item() - eager_loss.item())
-BF16_TOLERANCE = 0.02  # bf16 只有 8 位有效二进制位，单次舍入的相对误差约 0.4%
+BF16_TOLERANCE = 0.02  # bf16 只有 8 位有效二进制位，单次舍入的相对误差最多 2^-8 ≈ 0.4%
+UNIT_ROUNDOFF = 2.0**-8
 print(
-    f"损失：fp32 {eager_loss.item():.4f}，bf16 {bf16_loss.item():.4f}，相差 < 0.01: {bf16_loss_diff < 0.01}"
+    f"损失：fp32 {eager_loss.item():.4f}，bf16 {bf16_loss.item():.4f}，相差 {bf16_loss_diff:.1e}（< 0.01: {bf16_loss_diff < 0.01}）"
 )
-print(f"logits 的相对误差 ‖bf16 − fp32‖ / ‖fp32‖ = {bf16_logits_error:.2g}")
+print(
+    f"logits 的相对误差 ‖bf16 − fp32‖ / ‖fp32‖ = {bf16_logits_error:.2g}，"
+    f"是单次舍入误差 2^-8 的 {bf16_logits_error / UNIT_ROUNDOFF:.2g} 倍"
+)
+print(f"各个梯度的相对误差最大 {bf16_grad_error:.2g}")
 print(
     f"logits 和各个梯度的相对误差都小于 {BF16_TOLERANCE}:",
     max(bf16_logits_error, bf16_grad_error) < BF16_TOLERANCE,
 )
+
+# 对照：同一个模型换一个随机小批量，fp32 的梯度本身变了多少
+x_other, y_other = get_batch(train_data, batch_size, torch.Generator().manual_seed(1))
+train_step(model, x_other, y_other)
+other_batch_grads = gradients(model)
+batch_change = min(relative_error(other_batch_grads[n], eager_grads[n]) for n in eager_grads)
+print(f"换一个小批量，各个梯度的相对变化最小 {batch_change:.2g}（fp32，没有 bf16）")
 # --8<-- [end:bf16_error]
+
+# --8<-- [start:bf16_verdict]
+print(
+    f"这一次，bf16 让梯度最多偏离 {bf16_grad_error:.1%}；而只是换一个小批量，梯度最少也变了 {batch_change:.0%}，"
+    + (
+        f"是前者的 {batch_change / bf16_grad_error:.0f} 倍。"
+        if batch_change > 10 * bf16_grad_error
+        else "两者相差不到十倍，不能说 bf16 的误差可以忽略。"
+    )
+)
+# --8<-- [end:bf16_verdict]
 
 # --8<-- [start:speed_timing]
 import statistics
 
+EAGER = "eager 模式（fp32）"
 
-def median_step_ms(rounds=30, warmup=3):
-    """轮流计时三种做法，每种各 rounds 步，返回每步用时的中位数（毫秒）。
 
-    轮流而不是一种测完再测下一种：机器忙闲的变化会平均落到三种做法上；中位数不怕偶尔被打断的那一步。
+def step_times_ms(rounds=30, warmup=3):
+    """轮流计时三种做法，每种各 rounds 步，返回每种做法每一轮的用时（毫秒）。
+
+    轮流而不是一种测完再测下一种：机器忙闲的变化会大致平均落到三种做法上，
+    同一轮里的几个数也可以两两相比。
     """
     variants = {
-        "eager 模式（fp32）": lambda: train_step(model, x, y),
+        EAGER: lambda: train_step(model, x, y),
         "eager 模式 + bf16 自动混合精度": lambda: train_step(model, x, y, bf16=True),
         "torch.compile（fp32）": lambda: train_step(compiled, x, y),
     }
@@ -143,43 +181,71 @@ def median_step_ms(rounds=30, warmup=3):
             start = time.perf_counter()
             step()
             times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
-step_ms = median_step_ms()
-eager_ms = step_ms["eager 模式（fp32）"]
+def quartiles(values):
+    """第 25 和第 75 百分位：中间一半的数落在这个范围里。"""
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q1, q3
+
+
+times_ms = step_times_ms()
+step_ms = {name: statistics.median(t) for name, t in times_ms.items()}
+# 同一轮里，每种做法的用时 ÷ eager 模式的用时：比值小于 1 就是这一轮更快
+ratios = {name: [t / e for t, e in zip(ts, times_ms[EAGER], strict=True)] for name, ts in times_ms.items()}
+eager_ms = step_ms[EAGER]
+rounds = len(times_ms[EAGER])
 print(
-    "计时（每次构建不同）：每步前向 + 反向传播的用时，各 30 步的中位数；"
+    f"计时（每次构建不同）：每步前向 + 反向传播的用时，{rounds} 轮的中位数和中间一半轮次的范围；"
     f"这台机器的 CPU 上 PyTorch 用的向量指令集是 {torch.backends.cpu.get_cpu_capability()}。\n"
 )
-print("| 做法 | 每步用时（毫秒） | 相对 eager 模式的速度 |")
-print("|---|---:|---:|")
+print(
+    "| 做法 | 每步用时（毫秒，中位数） | 中间一半的轮次（毫秒） | 与 eager 模式的用时比（中位数，中间一半） |"
+)
+print("|---|---:|---:|---:|")
 for name, ms in step_ms.items():
-    print(f"| {name} | {ms:.2f} | ×{eager_ms / ms:.2f} |")
-print(f"\n`torch.compile` 的第一次调用（含编译）用了 **{compile_seconds:.1f} 秒**。")
+    low, high = quartiles(times_ms[name])
+    r_low, r_high = quartiles(ratios[name])
+    ratio = (
+        "基准" if name == EAGER else f"{statistics.median(ratios[name]):.2f}（{r_low:.2f} – {r_high:.2f}）"
+    )
+    print(f"| {name} | {ms:.2f} | {low:.2f} – {high:.2f} | {ratio} |")
+cache_note = (
+    f"这次运行在磁盘缓存里找到了 {cache_hits} 份以前的编译结果，省掉了大部分编译；"
+    "在没有缓存的新机器上，第一次调用要从头生成并编译 C++ 代码，会慢得多。"
+    if cache_hits
+    else "这次没有命中磁盘缓存，是从头生成并编译 C++ 代码的时间；再次运行同样的代码时会从缓存里取，快得多。"
+)
+print(f"\n`torch.compile` 的第一次调用（含编译）用了 **{compile_seconds:.1f} 秒**。{cache_note}")
 # --8<-- [end:speed_timing]
 
+
 # --8<-- [start:verdict_timing]
-compiled_ms = step_ms["torch.compile（fp32）"]
-bf16_ms = step_ms["eager 模式 + bf16 自动混合精度"]
+def compare(name, label):
+    """只有中间一半轮次的用时比都在 1 的同一侧，才说快或慢；否则这次测不出差别。"""
+    median = statistics.median(ratios[name])
+    low, high = quartiles(ratios[name])
+    ms = step_ms[name]
+    if high < 1:
+        return f"{label}每步快了约 {1 - median:.0%}（中位数 {eager_ms:.1f} → {ms:.1f} 毫秒，中间一半轮次的用时比 {low:.2f} – {high:.2f}）"
+    if low > 1:
+        return f"{label}每步反而慢了，用时是 eager 模式的约 {median:.1f} 倍（中位数 {eager_ms:.1f} → {ms:.1f} 毫秒，中间一半轮次 {low:.2f} – {high:.2f} 倍）"
+    return f"{label}和 eager 模式分不出快慢（中间一半轮次的用时比 {low:.2f} – {high:.2f}，跨过了 1）"
 
 
-def compare(name, ms):
-    # 差别不到 5% 时算“差不多”：这点差别常常小于两次构建之间的波动
-    if ms < 0.95 * eager_ms:
-        return f"{name}每步快了 {1 - ms / eager_ms:.0%}（{eager_ms:.1f} → {ms:.1f} 毫秒）"
-    if ms > 1.05 * eager_ms:
-        return f"{name}每步反而慢了 {ms / eager_ms - 1:.0%}（{eager_ms:.1f} → {ms:.1f} 毫秒）"
-    return f"{name}和 eager 模式差不多（{eager_ms:.1f} 与 {ms:.1f} 毫秒）"
-
-
+compiled_name, bf16_name = "torch.compile（fp32）", "eager 模式 + bf16 自动混合精度"
+compiled_ms = step_ms[compiled_name]
 saved_ms = eager_ms - compiled_ms
-if saved_ms > 0.05 * eager_ms:
-    payback = f"按每步省下的 {saved_ms:.1f} 毫秒算，约 {compile_seconds * 1000 / saved_ms:,.0f} 步之后才能把编译的时间挣回来。"
+if quartiles(ratios[compiled_name])[1] < 1:
+    payback = (
+        f"按中位数每步省下的 {saved_ms:.1f} 毫秒算，大约 {compile_seconds * 1000 / saved_ms:,.0f} 步之后"
+        f"才能把这次第一次调用花的 {compile_seconds:.1f} 秒挣回来（没有缓存时编译更久，要更多步）。"
+    )
 else:
-    payback = f"每步省不下时间，编译花掉的 {compile_seconds:.1f} 秒挣不回来。"
+    payback = f"每步省下的时间测不出来，第一次调用花的 {compile_seconds:.1f} 秒挣不回来。"
 print(
-    f"**本次构建的结论**（计时，每次构建不同）：在这台构建机器的 CPU 上，{compare('torch.compile ', compiled_ms)}，"
-    f"{payback}{compare('bf16 自动混合精度', bf16_ms)}。"
+    f"**本次构建的结论**（计时，每次构建不同）：在这台构建机器的 CPU 上，{compare(compiled_name, 'torch.compile ')}，"
+    f"{payback}{compare(bf16_name, 'bf16 自动混合精度')}。"
 )
 # --8<-- [end:verdict_timing]

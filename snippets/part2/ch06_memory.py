@@ -58,6 +58,11 @@ for name, s in LLAMA2.items():
         f"| LLaMA 2 {name} | {s['d_model']:,} | {s['n_layers']} | {s['d_ff']:,} | {s['n_kv_heads']} "
         f"| {formula_params[name]:,} | {real_params[name]:,} |"
     )
+print(
+    f"\n两种方法数出的参数量{'全部相同' if formula_params == real_params else '**不同**'}。名字是取整后的叫法："
+    + "，".join(f"“{name}”实际有 {n / 1e8:,.1f} 亿个参数" for name, n in real_params.items())
+    + "。"
+)
 # --8<-- [end:shapes]
 
 # --8<-- [start:weights]
@@ -79,48 +84,98 @@ print(
 )
 # --8<-- [end:weights]
 
-# --8<-- [start:adam_bytes]
-# 在一个小模型上真的做一步混合精度的 Adam 训练，数一数每类张量实际占了多少字节
-torch.manual_seed(0)
-tiny = nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256)).to(torch.bfloat16)
-n_tiny = sum(p.numel() for p in tiny.parameters())
-master = [p.detach().float().requires_grad_() for p in tiny.parameters()]  # fp32 主权重（master weights）
-optimizer = torch.optim.AdamW(master, lr=1e-3)
 
-x = torch.randn(32, 256, dtype=torch.bfloat16)
-tiny(x).float().pow(2).mean().backward()  # 前向、反向都在 bf16 里：梯度也是 bf16
-for m, p in zip(master, tiny.parameters(), strict=True):
-    m.grad = p.grad.float()  # 临时转成 fp32 交给优化器，用完就释放
-optimizer.step()
-for m in master:
-    m.grad = None
-with torch.no_grad():
-    for m, p in zip(master, tiny.parameters(), strict=True):
-        p.copy_(m)  # 更新后的主权重舍入回 bf16，下一步前向用
+# --8<-- [start:adam_bytes]
+# 同一个小模型，三种常见的存法，各用 AdamW 真的训练一步，再把每类张量实际占的字节数加起来
+def make_tiny(dtype=torch.float32):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(256, 1024), nn.GELU(), nn.Linear(1024, 256)).to(dtype)
 
 
 def nbytes(tensors):
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-measured_bytes = {
-    "bf16 权重": nbytes(tiny.parameters()),
-    "bf16 梯度": nbytes(p.grad for p in tiny.parameters()),
-    "fp32 主权重": nbytes(master),
-    "Adam 一阶矩 m（fp32）": nbytes(optimizer.state[m]["exp_avg"] for m in master),
-    "Adam 二阶矩 v（fp32）": nbytes(optimizer.state[m]["exp_avg_sq"] for m in master),
+def dtypes(tensors):
+    return "、".join(sorted({str(t.dtype).removeprefix("torch.") for t in tensors})) or "—"
+
+
+def ledger(weights, grads, optimizer, masters=()):
+    """一步训练之后，长期留在内存里的五类张量：(字节数, 类型)。"""
+    states = [optimizer.state[p] for group in optimizer.param_groups for p in group["params"]]
+    tensors = {
+        "权重": list(weights),
+        "梯度": list(grads),
+        "主权重": list(masters),
+        "Adam 一阶矩 m": [state["exp_avg"] for state in states],
+        "Adam 二阶矩 v": [state["exp_avg_sq"] for state in states],
+    }
+    return {kind: (nbytes(ts), dtypes(ts)) for kind, ts in tensors.items()}
+
+
+x = torch.randn(32, 256)
+
+# ① torch.autocast（第 5 页的做法）：模型和优化器都是 fp32，bf16 只出现在前向、反向的计算过程里
+autocast_model = make_tiny()
+autocast_optimizer = torch.optim.AdamW(autocast_model.parameters(), lr=1e-3)
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    loss = autocast_model(x).float().pow(2).mean()
+loss.backward()
+autocast_optimizer.step()
+params = list(autocast_model.parameters())
+autocast_ledger = ledger(params, [p.grad for p in params], autocast_optimizer)
+
+# ② bf16 权重 + fp32 主权重（ZeRO 论文的记账）：这里手写，DeepSpeed 这类框架在内部做同样的事
+tiny = make_tiny(torch.bfloat16)
+master = [p.detach().float().requires_grad_() for p in tiny.parameters()]  # fp32 主权重（master weights）
+master_optimizer = torch.optim.AdamW(master, lr=1e-3)
+tiny(x.bfloat16()).float().pow(2).mean().backward()  # 前向、反向都在 bf16 里：梯度也是 bf16
+for m, p in zip(master, tiny.parameters(), strict=True):
+    m.grad = p.grad.float()  # 临时转成 fp32 交给优化器，用完就释放
+master_optimizer.step()
+for m in master:
+    m.grad = None
+with torch.no_grad():
+    for m, p in zip(master, tiny.parameters(), strict=True):
+        p.copy_(m)  # 更新后的主权重舍入回 bf16，下一步前向用
+master_ledger = ledger(tiny.parameters(), [p.grad for p in tiny.parameters()], master_optimizer, master)
+
+# ③ 纯 bf16：模型直接是 bf16，AdamW 的 m、v 跟着参数也是 bf16，没有主权重
+pure = make_tiny(torch.bfloat16)
+pure_optimizer = torch.optim.AdamW(pure.parameters(), lr=1e-3)
+pure(x.bfloat16()).float().pow(2).mean().backward()
+pure_optimizer.step()
+pure_ledger = ledger(pure.parameters(), [p.grad for p in pure.parameters()], pure_optimizer)
+
+n_tiny = sum(p.numel() for p in params)
+stacks = {
+    "① torch.autocast": autocast_ledger,
+    "② bf16 权重 + fp32 主权重": master_ledger,
+    "③ 纯 bf16": pure_ledger,
 }
-step_counter_bytes = nbytes(optimizer.state[m]["step"] for m in master)
-print(f"小模型的参数量: {n_tiny:,}")
-for kind, b in measured_bytes.items():
-    print(f"{kind:<18} {b:>10,} 字节 = {b / n_tiny:g} 字节/参数")
-bytes_per_param_measured = sum(measured_bytes.values()) / n_tiny
+bytes_per_param = {name: {kind: b / n_tiny for kind, (b, _) in led.items()} for name, led in stacks.items()}
 print(
-    f"合计 {bytes_per_param_measured:g} 字节/参数（另有 {len(master)} 个计步器共 {step_counter_bytes} 字节，可忽略）"
+    f"小模型有 {n_tiny:,} 个参数。一步 AdamW 之后，每类张量的字节数 ÷ 参数量（字节/参数，括号里是类型）：\n"
+)
+print("| | " + " | ".join(stacks) + " |")
+print("|---|" + "---:|" * len(stacks))
+for kind in autocast_ledger:
+    cells = [
+        f"{b / n_tiny:g}（{dtype}）" if b else "—" for b, dtype in (led[kind] for led in stacks.values())
+    ]
+    print(f"| {kind} | " + " | ".join(cells) + " |")
+print("| **合计** | " + " | ".join(f"**{sum(per.values()):g}**" for per in bytes_per_param.values()) + " |")
+step_counter_bytes = nbytes(state["step"] for state in autocast_optimizer.state.values())
+# 为什么要 fp32 主权重：bf16 只有 8 位有效二进制位，小于约 2^-8 的相对更新会被舍入掉
+one = torch.tensor(1.0, dtype=torch.bfloat16)
+print(
+    f"\nAdamW 还为每个参数张量存一个计步器（{len(params)} 个共 {step_counter_bytes} 字节，可以忽略）。"
+    f"在 bf16 里 1 + 0.001 = {(one + 0.001).item():g}，在 fp32 里是 {(one.float() + 0.001).item():g}。"
 )
 # --8<-- [end:adam_bytes]
 
 # --8<-- [start:full_finetune]
+# 按 ② 的记账（ZeRO 论文）；① 的合计相同，只是权重、梯度各 4 字节、没有主权重
 FULL_FT_BYTES = {"bf16 权重": 2, "bf16 梯度": 2, "fp32 主权重": 4, "Adam m": 4, "Adam v": 4}
 FULL_FT_BYTES_PER_PARAM = sum(FULL_FT_BYTES.values())
 
@@ -157,7 +212,7 @@ for name, n in lora_params.items():
 # --8<-- [end:lora_count]
 
 # --8<-- [start:lora_memory]
-ADAPTER_BYTES_PER_PARAM = FULL_FT_BYTES_PER_PARAM  # 适配器本身照样做混合精度的 Adam 训练
+ADAPTER_BYTES_PER_PARAM = FULL_FT_BYTES_PER_PARAM  # 适配器自己照样用 Adam 训练：按 ① 或 ② 存都是 16 字节/参数
 
 
 def finetune_memory_gb(model):

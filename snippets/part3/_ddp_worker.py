@@ -99,7 +99,7 @@ def demo_allreduce(rank: int, world_size: int, device: torch.device, out_dir: Pa
 # --8<-- [start:model]
 SEED = 0
 N_SAMPLES = 64  # 整个训练集的样本数
-LOCAL_BATCH = 8  # 每个 rank 每一步处理的样本数；合并批量 = LOCAL_BATCH × 进程数
+LOCAL_BATCH = 8  # 每个 rank 每一步最多处理的样本数；样本够分时，合并批量 = LOCAL_BATCH × 进程数
 EPOCHS = 2
 LR = 0.1
 
@@ -125,6 +125,24 @@ def make_sampler(dataset: TensorDataset, rank: int, world_size: int) -> Distribu
     )
 
 
+def make_loader(dataset: TensorDataset, sampler: DistributedSampler) -> DataLoader:
+    # 每步最多 LOCAL_BATCH 个；本 rank 的样本不够一整批时，最后一批照样用（DataLoader 默认 drop_last=False）
+    return DataLoader(dataset, batch_size=LOCAL_BATCH, sampler=sampler)
+
+
+def data_plan(world_size: int) -> dict[str, int | list[int]]:
+    """world_size 个进程时，每个 rank 分到几个样本、每轮几步、每步几个：直接问采样器和 DataLoader，不需要进程组。"""
+    dataset = make_data()
+    sampler = make_sampler(dataset, 0, world_size)  # drop_last=True：每个 rank 分到的一样多
+    batch_sizes = [len(batch) for batch in make_loader(dataset, sampler).batch_sampler]
+    return {
+        "per_rank": len(sampler),
+        "steps": len(batch_sizes),
+        "batch_sizes": batch_sizes,
+        "combined": [size * world_size for size in batch_sizes],  # 这一步所有 rank 合起来的样本数
+    }
+
+
 # --8<-- [end:model]
 
 
@@ -139,23 +157,25 @@ def train_ddp(
 ) -> None:
     dataset = make_data()
     sampler = make_sampler(dataset, rank, world_size)
-    loader = DataLoader(dataset, batch_size=LOCAL_BATCH, sampler=sampler)
+    loader = make_loader(dataset, sampler)
     model = DDP(make_model().to(device))  # CPU 上不传 device_ids；GPU 上 DDP 从当前设备推断
     optimizer = torch.optim.SGD(model.parameters(), lr=LR)
-    log(f"本 rank 分到 {len(sampler)} 个样本，每步 {LOCAL_BATCH} 个，每轮 {len(loader)} 步")
+    sizes = [len(batch) for batch in loader.batch_sampler]  # 每一步的样本编号，只数个数
+    log(f"本 rank 分到 {len(sampler)} 个样本，每轮 {len(loader)} 步，每步的样本数 {sizes}")
     losses = []
+    start = time.perf_counter()
     for epoch in range(EPOCHS):
         sampler.set_epoch(epoch)  # 每轮换一种打乱方式；各 rank 用同一个 epoch，仍然互不重叠
         for x, y in loader:
             x, y = x.to(device), y.to(device)
-            loss = nn.functional.mse_loss(model(x), y)  # 只是本 rank 这 8 个样本的损失
+            loss = nn.functional.mse_loss(model(x), y)  # 只是本 rank 这一批样本的损失
             optimizer.zero_grad()
             loss.backward()  # 反向传播的同时，DDP 用 all-reduce 把各 rank 的梯度求平均
             optimizer.step()  # 各 rank 的梯度相同，更新后的参数也相同
             losses.append(loss.item())
             step = len(losses)
             if step == 1:
-                log(f"第 1 步的样本编号: {sorted(list(sampler)[:LOCAL_BATCH])}")
+                log(f"第 1 步的样本编号: {sorted(list(sampler)[: len(x)])}")
             if step % 4 == 1 or step == EPOCHS * len(loader):
                 log(f"第 {epoch + 1} 轮 第 {step} 步 本 rank 的损失 {loss.item():.4f}")
             if rank == crash_rank:
@@ -163,8 +183,12 @@ def train_ddp(
             if rank == hang_rank:
                 log("故意卡住（--hang-rank）")
                 time.sleep(3600)
+    train_seconds = time.perf_counter() - start  # 只是训练循环；计时，不写进日志（日志每次构建都要相同）
     state = {name: p.detach().cpu() for name, p in model.module.state_dict().items()}
-    torch.save({"state": state, "losses": torch.tensor(losses)}, out_dir / f"rank{rank}.pt")
+    torch.save(
+        {"state": state, "losses": torch.tensor(losses), "train_seconds": train_seconds},
+        out_dir / f"rank{rank}.pt",
+    )
     log(f"训练结束，参数写入 rank{rank}.pt")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 from _ddp_worker import log, run_rank
-from torch.distributed.fsdp import fully_shard
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 # --8<-- [end:imports]
 
@@ -47,12 +47,13 @@ def make_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --8<-- [start:shard]
-def shard_model(model: nn.Module) -> nn.Module:
+def shard_model(model: nn.Module, policy: MixedPrecisionPolicy | None = None) -> nn.Module:
     """先给每个线性层套上 fully_shard，再给整个模型套一层：参数从此变成按第 0 维切开的 DTensor。"""
+    policy = policy or MixedPrecisionPolicy()  # 默认不做混合精度：收集、计算、归约都用参数本来的类型
     for layer in model:
         if isinstance(layer, nn.Linear):
-            fully_shard(layer)  # 每层单独切：前向时一次只把一层的参数收集完整
-    fully_shard(model)
+            fully_shard(layer, mp_policy=policy)  # 每层单独切：前向时只需把正在算的层收集完整
+    fully_shard(model, mp_policy=policy)
     return model
 
 
@@ -99,12 +100,69 @@ def train_fsdp(rank: int, world_size: int, device: torch.device, out_dir: Path) 
 # --8<-- [end:train]
 
 
+# --8<-- [start:mixed]
+def mixed_precision_step(rank: int, world_size: int, device: torch.device, out_dir: Path) -> None:
+    """同一个模型换上 FSDP2 的混合精度策略再切一次、训练一步，看每样东西实际存成什么类型、占多少字节。"""
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    model = shard_model(make_model().to(device), policy)
+    seen = {}
+
+    def look(layer: nn.Module, args: tuple) -> None:
+        # 排在 fully_shard 自己的钩子后面：这时第一层的参数已经收集完整，并转成了 param_dtype
+        seen["weight"] = layer.weight
+        layer.weight.register_hook(lambda grad: seen.update(grad=grad))  # 反向时算出的完整梯度
+
+    model[0].register_forward_pre_hook(look)
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    local_batch = GLOBAL_BATCH // world_size
+    x, y = make_batch()
+    rows = slice(rank * local_batch, (rank + 1) * local_batch)
+    loss = nn.functional.mse_loss(model(x[rows].to(device)).float(), y[rows].to(device))
+    loss.backward()  # 完整梯度先按 bf16 算出，转成 reduce_dtype 再 reduce-scatter，切回分片后是参数本来的类型
+    optimizer.step()
+    weight, state = model[0].weight, optimizer.state[model[0].weight]
+    tensors = {
+        "前向时收集的完整参数": seen["weight"],
+        "反向时算出的完整梯度": seen["grad"],
+        "本 rank 保存的参数分片": weight.to_local(),
+        "梯度分片": weight.grad.to_local(),
+        "Adam 的 m": state["exp_avg"].to_local(),
+        "Adam 的 v": state["exp_avg_sq"].to_local(),
+    }
+    kinds = {name: (str(t.dtype), tuple(t.shape)) for name, t in tensors.items()}
+    for name, (dtype, shape) in kinds.items():
+        log(f"混合精度，0.weight {name}: {dtype} {shape}")
+    # 本 rank 长期保存的训练状态：全部参数分片、梯度分片和 Adam 的 m、v，逐个数字节
+    params = list(model.parameters())
+    state_bytes = sum(
+        t.to_local().numel() * t.to_local().element_size()
+        for p in params
+        for t in (p, p.grad, optimizer.state[p]["exp_avg"], optimizer.state[p]["exp_avg_sq"])
+    )
+    local_params = sum(p.to_local().numel() for p in params)
+    log(
+        f"混合精度：本 rank 的训练状态 {state_bytes} 字节，是它保存的 {local_params} 个参数的 {state_bytes / local_params:g} 倍"
+    )
+    torch.save(
+        {"kinds": kinds, "state_bytes": state_bytes, "local_params": local_params},
+        out_dir / f"mixed{rank}.pt",
+    )
+
+
+# --8<-- [end:mixed]
+
+
 # --8<-- [start:main]
 def main() -> None:
     parser = argparse.ArgumentParser(description="分片训练 worker：每个 rank 运行一份")
     parser.add_argument("--out", type=Path, required=True, help="各 rank 写结果文件的目录")
     args = parser.parse_args()
-    run_rank(lambda rank, world_size, device: train_fsdp(rank, world_size, device, args.out))
+
+    def work(rank: int, world_size: int, device: torch.device) -> None:
+        train_fsdp(rank, world_size, device, args.out)
+        mixed_precision_step(rank, world_size, device, args.out)
+
+    run_rank(work)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ GB = 1e9  # 和第二部分第 6 页一样，1 GB = 10⁹ 字节
 MODELS = {"7B": 7e9, "70B": 70e9}
 DEVICE_COUNTS = [8, 64]
 GPU_GB = 80  # 一张 80 GB 的数据中心显卡
-# 混合精度 Adam 每个参数 16 字节：bf16 权重 2 + bf16 梯度 2 + fp32 主权重、Adam 的 m 和 v 共 12
+# ZeRO 论文的记账：16 位权重 2 + 16 位梯度 2 + 优化器状态 12（fp32 主权重、Adam 的 m 和 v 各 4）
 WEIGHT_BYTES, GRAD_BYTES, OPTIMIZER_BYTES = 2, 2, 12
 ZERO_STAGES = {
     0: "数据并行（不切分）",
@@ -45,11 +45,43 @@ for stage, name in ZERO_STAGES.items():
 # --8<-- [end:zero_table]
 
 # --8<-- [start:zero_paper]
-# 核对：ZeRO 论文图 1 的例子是 75 亿个参数、64 张卡
+# 核对：ZeRO 论文图 1 的例子是 75 亿个参数、64 张卡，图上标的每张卡显存（GB）
+PAPER_FIGURE_1_GB = {0: 120, 1: 31.4, 2: 16.6, 3: 1.9}
 paper_gb = {stage: 7.5e9 * zero_bytes_per_param(stage, 64) / GB for stage in ZERO_STAGES}
 labels = {0: "不切分", 1: "ZeRO-1", 2: "ZeRO-2", 3: "ZeRO-3"}
 print("75 亿参数、64 张卡，每张卡:", "，".join(f"{labels[s]} {gb:.1f} GB" for s, gb in paper_gb.items()))
+paper_agrees = all(round(paper_gb[s], 1) == PAPER_FIGURE_1_GB[s] for s in ZERO_STAGES)
+print("保留一位小数后与论文图 1 的数字相同:", paper_agrees)
 # --8<-- [end:zero_paper]
+
+
+# --8<-- [start:zero_reading]
+def smallest_stage_that_fits(model: str, n: int) -> int | None:
+    return next((stage for stage in ZERO_STAGES if zero_gb[stage, model, n] <= GPU_GB), None)
+
+
+for model in MODELS:
+    for n in DEVICE_COUNTS:
+        stage = smallest_stage_that_fits(model, n)
+        verdict = (
+            "哪一级都装不下"
+            if stage is None
+            else f"不切分就装得下（{zero_gb[0, model, n]:,.1f} GB）"
+            if stage == 0
+            else f"最少要 {labels[stage]}（每张卡 {zero_gb[stage, model, n]:,.1f} GB；"
+            f"低一级是 {zero_gb[stage - 1, model, n]:,.1f} GB）"
+        )
+        print(f"- {model} 模型、{n} 张卡：{verdict}；")
+print(
+    f"- 卡数从 {DEVICE_COUNTS[0]} 增加到 {DEVICE_COUNTS[-1]}，70B 模型每张卡的显存："
+    + "，".join(
+        f"{labels[stage]} 从 {zero_gb[stage, '70B', DEVICE_COUNTS[0]]:,.1f} GB 降到 "
+        f"{zero_gb[stage, '70B', DEVICE_COUNTS[-1]]:,.1f} GB"
+        for stage in (1, 2, 3)
+    )
+    + "。"
+)
+# --8<-- [end:zero_reading]
 
 # --8<-- [start:fsdp_run]
 import tempfile
@@ -69,6 +101,30 @@ for rank, lines in fsdp_logs.items():
         print(f"[rank {rank}] {line}")
 # --8<-- [end:fsdp_run]
 
+# --8<-- [start:fsdp_shards]
+results = [torch.load(OUT / f"rank{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE)]
+full = results[0]["full"]  # rank 0 用 full_tensor() 收集回来的完整参数
+local_counts = [sum(t.numel() for t in result["local"].values()) for result in results]
+full_count = sum(t.numel() for t in full.values())
+
+
+def shape_text(t):
+    return "×".join(str(d) for d in t.shape)
+
+
+weights = [name for name in full if name.endswith("weight")]
+print(
+    "每个 rank 都只保存每个权重的一部分行："
+    + "；".join(
+        f"`{name}` 完整是 {shape_text(full[name])}，rank 0 保存 {shape_text(results[0]['local'][name])}"
+        for name in weights
+    )
+    + f"。合计：完整模型 {full_count} 个参数，"
+    + "，".join(f"rank {rank} 保存 {count} 个" for rank, count in enumerate(local_counts))
+    + "。"
+)
+# --8<-- [end:fsdp_shards]
+
 # --8<-- [start:fsdp_check]
 # 不切分的对照：同一个初始模型、同一个优化器，在合并批量（两个 rank 的样本合在一起）上训练
 reference = make_model()
@@ -80,19 +136,34 @@ for _ in range(STEPS):
     loss.backward()
     optimizer.step()
 
-results = [torch.load(OUT / f"rank{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE)]
-full = results[0]["full"]  # rank 0 用 full_tensor() 收集回来的完整参数
 # 把各 rank 的分片按第 0 维拼起来，应该正好是完整参数
 shards_cover_full = all(
     torch.equal(torch.cat([result["local"][name] for result in results]), full[name]) for name in full
 )
+RTOL, ATOL = 1e-5, 1e-6  # 容许浮点舍入的微小差别
+params_equal = all(torch.equal(full[name], p.detach()) for name, p in reference.named_parameters())
 max_param_diff = max((full[name] - p.detach()).abs().max().item() for name, p in reference.named_parameters())
 params_match = all(
-    torch.allclose(full[name], p.detach(), rtol=1e-5, atol=1e-6) for name, p in reference.named_parameters()
+    torch.allclose(full[name], p.detach(), rtol=RTOL, atol=ATOL) for name, p in reference.named_parameters()
 )
-print("各 rank 的分片拼起来等于完整参数:", shards_cover_full)
-print(f"FSDP 训练 {STEPS} 步后的参数与不切分的模型最多相差 {max_param_diff:.1e}，allclose: {params_match}")
+print("各 rank 的分片拼起来逐位等于完整参数（torch.equal）:", shards_cover_full)
+print(f"FSDP 训练 {STEPS} 步后的参数与不切分的模型：逐位相同（torch.equal）: {params_equal}")
+print(f"最大绝对差 {max_param_diff:.1e}，在容差 rtol={RTOL:g}、atol={ATOL:g} 内: {params_match}")
 # --8<-- [end:fsdp_check]
+
+# --8<-- [start:fsdp_mixed]
+mixed = torch.load(OUT / "mixed0.pt", weights_only=True)  # rank 0 在混合精度那一步里看到的
+ELEMENT_BYTES = {"torch.float32": 4, "torch.bfloat16": 2}
+print("| 0.weight 的 | 类型 | rank 0 上的形状 | 每个数的字节 |")
+print("|---|---|---|---:|")
+for name, (dtype, shape) in mixed["kinds"].items():
+    print(f"| {name} | `{dtype}` | {'×'.join(map(str, shape))} | {ELEMENT_BYTES[dtype]} |")
+mixed_bytes_per_param = mixed["state_bytes"] / mixed["local_params"]
+print(
+    f"\n整个模型：rank 0 长期保存的参数分片、梯度分片和 Adam 的 m、v 共 {mixed['state_bytes']:,} 字节，"
+    f"平均每个它保存的参数 {mixed_bytes_per_param:g} 字节。"
+)
+# --8<-- [end:fsdp_mixed]
 
 # --8<-- [start:parallel_table]
 TP = 8  # 张量并行的度：一台 8 卡机器内部，NVLink 带宽高
@@ -130,7 +201,14 @@ zero3_70b = {n: zero_gb[3, "70B", n] for n in DEVICE_COUNTS}
 print(
     f"不切分时，70B 模型每张卡要 **{ddp_70b:,.0f} GB**，卡再多也一样；"
     f"ZeRO-3 / FSDP 把它摊到 8 张卡上是 **{zero3_70b[8]:,.0f} GB**，64 张卡上是 **{zero3_70b[64]:.1f} GB**。"
-    f"在本机的 {WORLD_SIZE} 个进程上，FSDP2 让每个进程只保存一半参数，"
-    f"训练 {STEPS} 步的结果与不切分的模型{'一致' if params_match else '**不一致**'}（最大差 {max_param_diff:.1e}）。"
+    f"在本机的 {WORLD_SIZE} 个进程上，FSDP2 让每个进程只保存 {full_count} 个参数中的 {max(local_counts)} 个，"
+    f"训练 {STEPS} 步的参数与不切分的模型"
+    + (
+        "逐位相同。"
+        if params_equal
+        else f"只差浮点舍入（最大差 {max_param_diff:.1e}，在容差之内）。"
+        if params_match
+        else f"**超出了容差**（最大差 {max_param_diff:.1e}）。"
+    )
 )
 # --8<-- [end:summary]

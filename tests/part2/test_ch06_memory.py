@@ -39,17 +39,38 @@ def test_weight_memory_per_format(ns):
     assert ns["gib_ratio"] == pytest.approx(1e9 / 2**30)
 
 
-def test_measured_mixed_precision_adam_is_16_bytes_per_param(ns):
+def test_three_real_training_stacks_are_counted_byte_by_byte(ns):
+    """一步真正的 AdamW 之后数出的字节：autocast 4+4+4+4，主权重 2+2+4+4+4，纯 bf16 2+2+2+2。"""
     n = ns["n_tiny"]
-    per_param = {kind: b / n for kind, b in ns["measured_bytes"].items()}
-    assert list(per_param.values()) == [2, 2, 4, 4, 4], per_param
-    assert ns["bytes_per_param_measured"] == 16 == ns["FULL_FT_BYTES_PER_PARAM"]
+    per_param = {name: [b / n for b, _ in led.values()] for name, led in ns["stacks"].items()}
+    assert per_param == {
+        "① torch.autocast": [4, 4, 0, 4, 4],
+        "② bf16 权重 + fp32 主权重": [2, 2, 4, 4, 4],
+        "③ 纯 bf16": [2, 2, 0, 2, 2],
+    }, per_param
+    assert {d for _, d in ns["autocast_ledger"].values()} == {"float32", "—"}, (
+        "autocast 不改变参数、梯度和状态的类型"
+    )
+    assert ns["pure_ledger"]["Adam 一阶矩 m"][1] == "bfloat16", "AdamW 的状态跟着参数的类型"
+    # 页面的 16 字节表按 ② 的构成；① 合计相同
+    assert list(ns["FULL_FT_BYTES"].values()) == per_param["② bf16 权重 + fp32 主权重"]
+    assert sum(per_param["① torch.autocast"]) == ns["FULL_FT_BYTES_PER_PARAM"] == 16
     # 计步器每个参数张量一个，相对总量可以忽略
-    assert ns["step_counter_bytes"] < 1e-4 * sum(ns["measured_bytes"].values())
-    # 一步更新之后，bf16 权重确实是 fp32 主权重舍入的结果
-    for master, p in zip(ns["master"], ns["tiny"].parameters(), strict=True):
+    assert ns["step_counter_bytes"] < 1e-4 * 16 * n
+    # ② 一步更新之后，bf16 权重确实是 fp32 主权重舍入的结果，而且这一步真的改变了权重
+    for master, p, before in zip(
+        ns["master"], ns["tiny"].parameters(), ns["make_tiny"]().parameters(), strict=True
+    ):
         assert p.dtype == torch.bfloat16 and master.dtype == torch.float32
         torch.testing.assert_close(p, master.to(torch.bfloat16), rtol=0, atol=0)
+        assert not torch.equal(master, before.detach())
+
+
+def test_bf16_rounds_away_a_small_update(run_snippet):
+    out = run_snippet(SNIPPET).stdout
+    assert "在 bf16 里 1 + 0.001 = 1，在 fp32 里是 1.001。" in out
+    assert "| **合计** | **16** | **16** | **8** |" in out
+    assert "| 主权重 | — | 4（float32） | — |" in out
 
 
 def test_full_finetune_totals(ns):
@@ -105,7 +126,7 @@ def test_plot_is_svg_and_printed_output(run_snippet):
     out = run_snippet(SNIPPET).stdout
     assert "<svg" in out and "</svg>" in out
     assert "| LLaMA 2 7B | 4,096 | 32 | 11,008 | 32 | 6,738,415,616 | 6,738,415,616 |" in out
-    assert "合计 16 字节/参数" in out
+    assert "两种方法数出的参数量全部相同。名字是取整后的叫法：“7B”实际有 67.4 亿个参数" in out
     assert "r=8 的 LoRA 参数 4,194,304 个" in out
     assert "| 7B | 112.00 GB | 14.07 GB | 3.57 GB | 0.07 GB |" in out
     assert "1 GB = 10^9 字节" in out

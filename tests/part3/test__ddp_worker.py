@@ -43,6 +43,28 @@ def test_samplers_partition_the_dataset(world_size):
     assert parts[0] != sorted(parts[0]), "shuffle=True：样本顺序应被打乱"
 
 
+@pytest.mark.parametrize("world_size", [1, 2, 3, 16])
+def test_data_plan_matches_every_ranks_sampler_and_loader(world_size):
+    """data_plan 只问 rank 0；这里把每个 rank 的采样器和 DataLoader 都走一遍，数出真实的批量。"""
+    plan = w.data_plan(world_size)
+    dataset = w.make_data()
+    per_rank_sizes = []
+    for rank in range(world_size):
+        sampler = w.make_sampler(dataset, rank, world_size)
+        per_rank_sizes.append([len(x) for x, _ in w.make_loader(dataset, sampler)])
+    assert all(sizes == plan["batch_sizes"] for sizes in per_rank_sizes), per_rank_sizes
+    assert plan["per_rank"] == sum(plan["batch_sizes"]) == w.N_SAMPLES // world_size
+    assert plan["steps"] == len(plan["batch_sizes"]) and max(plan["batch_sizes"]) <= w.LOCAL_BATCH
+    assert plan["combined"] == [size * world_size for size in plan["batch_sizes"]]
+
+
+def test_sixteen_ranks_get_less_than_a_full_batch():
+    """64 个样本分给 16 个进程：每个只有 4 个，不到 LOCAL_BATCH，合并批量是 64 而不是 8 × 16。"""
+    plan = w.data_plan(16)
+    assert plan == {"per_rank": 4, "steps": 1, "batch_sizes": [4], "combined": [64]}
+    assert plan["combined"][0] < w.LOCAL_BATCH * 16
+
+
 def test_split_by_rank_keeps_each_ranks_order():
     output = "[rank 1] b1\nnoise\n[rank 0] a1\n[rank 1] b2\n[rank x] bad\n[rank 0] a2\n"
     assert w.split_by_rank(output) == {0: ["a1", "a2"], 1: ["b1", "b2"]}

@@ -46,3 +46,9 @@ def test_four_ranks_each_hold_a_quarter_and_still_match_unsharded(tmp_path):
                 "每个 rank 收集到的完整参数应相同"
             )
     assert "0.weight 完整形状 (16, 16) → 本 rank 保存 (4, 16)" in logs[3][0]
+    # 混合精度那一步：4 个 rank 时分片是 1/4 行，仍是 fp32；每个 rank 长期保存的状态 16 字节/参数
+    for r in range(world_size):
+        mixed = torch.load(tmp_path / f"mixed{r}.pt", weights_only=True)
+        assert mixed["kinds"]["前向时收集的完整参数"] == ("torch.bfloat16", (16, 16))
+        assert mixed["kinds"]["梯度分片"] == ("torch.float32", (4, 16))
+        assert mixed["state_bytes"] == 16 * mixed["local_params"]
