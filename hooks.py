@@ -429,13 +429,17 @@ COLD_WIPED = ("exec", "artefacts", "inductor", "notebooks", "mkdocs-jupyter")
 
 
 def _prepare_artefacts() -> None:
+    """冷构建先删掉本站在 .cache/ 下的全部产物；再把产物目录告诉 snippet 和子进程（笔记本内核、torchrun 的 worker
+    继承环境变量，和页面用同一个目录）。调用者事先用环境变量指定了别的目录时（测试会话就是这样，每次会话一个新目录），
+    那个目录由调用者负责，构建不删它。"""
     cache = _build.root / ".cache"
     if _build.cold and _build.execute:
         for name in COLD_WIPED:
-            shutil.rmtree(cache / name, ignore_errors=True)
+            owner = next((v for v, n in ARTEFACT_DIRS.items() if n == name), None)
+            if owner is None or Path(os.environ.get(owner, cache / name)) == cache / name:
+                shutil.rmtree(cache / name, ignore_errors=True)
     for variable, name in ARTEFACT_DIRS.items():
-        # 子进程（笔记本内核、torchrun 的 worker）继承这些环境变量，和页面用同一个目录
-        os.environ[variable] = str(cache / name)
+        os.environ.setdefault(variable, str(cache / name))
 
 
 def _libraries_digest(src_uri: str) -> str:

@@ -12,6 +12,7 @@ import runpy
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,18 @@ import pytest
 
 # 与构建一致（见 hooks.py）：snippet 在测试里也只用一个线程跑 PyTorch
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# 代码自己存下、再读回的产物（第二部分的检查点和实验结果、torch.compile 的编译缓存）：本次测试会话用一个新建的空目录，
+# snippet 测试、整站构建和笔记本内核共用，同一次训练在一次会话里只算一次，也绝不读会话开始之前的东西。
+# 临时小站点（throwaway）不用它：它们测的正是构建自己怎样管理 .cache/
+ARTEFACT_VARIABLES = ("HELLO_PYTORCH_ARTEFACTS", "TORCHINDUCTOR_CACHE_DIR")
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="hello-pytorch-tests-"))
+os.environ["HELLO_PYTORCH_ARTEFACTS"] = str(_SESSION_DIR / "artefacts")
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_DIR / "inductor")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 _TEXT_BLOCK = re.compile(
     r'<div class="language-text highlight"[^>]*><pre>.*?<code>(.*?)</code></pre></div>', re.S
@@ -74,13 +87,17 @@ def mkdocs_build(
     cwd: Path,
     timeout: int = BUILD_TIMEOUT,
     offline: bool = False,
+    share_artefacts: bool = False,
     **env_extra: str,
 ):
     """用 --strict 冷构建一个站点（不读执行缓存），返回 CompletedProcess（stdout 与 stderr 合并）。
 
-    offline=True 时在没有网络的命名空间里构建（unshare --net）。
+    offline=True 时在没有网络的命名空间里构建（unshare --net）；share_artefacts=True 时与本次测试会话共用产物目录。
     """
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HELLO_PYTORCH_COLD": "1", **env_extra}
+    if not share_artefacts:
+        for variable in ARTEFACT_VARIABLES:
+            env.pop(variable, None)
     # 断网的命名空间里只有回环接口，而且默认是关着的；打开它，本机进程之间（如 torchrun 的各进程）照样能通信
     prefix = (
         ["unshare", "--net", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"] if offline else []
@@ -130,7 +147,7 @@ def built_site(tmp_path_factory) -> BuiltSite:
     """整个网站的严格冷构建，一次测试会话只做一次；能断网时就在断网的命名空间里构建。"""
     site_dir = tmp_path_factory.mktemp("site")
     offline = can_unshare_net()
-    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline)
+    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline, share_artefacts=True)
     assert result.returncode == 0, f"严格构建失败：\n{result.stdout[-8000:]}"
     return BuiltSite(path=site_dir, log=result.stdout, offline=offline)
 
