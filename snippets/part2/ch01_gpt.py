@@ -1,8 +1,46 @@
 """第二部分第 1 页：搭一个小 GPT，数清它的参数，验证因果注意力看不到未来。"""
 
-# --8<-- [start:build]
+# --8<-- [start:layers]
 import torch
-from _tinygpt import GPT, GPTConfig
+from _tinygpt import Block, GPTConfig
+
+torch.manual_seed(0)
+x = torch.randn(2, 8, 64) * 3 + 1  # 2 个样本、8 个位置，每个位置 d = 64 个数（故意不是均值 0、方差 1）
+
+# LayerNorm：每个位置自己的 d 个数减去平均值、除以标准差，再乘缩放 weight、加平移 bias
+ln = torch.nn.LayerNorm(64)
+mu = x.mean(dim=-1, keepdim=True)
+var = x.var(dim=-1, unbiased=False, keepdim=True)  # 除以 d 的（有偏）方差，不是除以 d-1
+ln_by_hand = (x - mu) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias
+ln_diff = (ln(x) - ln_by_hand).abs().max().item()
+print(f"LayerNorm 与手算公式的最大差别: {ln_diff:.1e}")
+y = ln(x)
+print(
+    f"归一化后每个位置的平均值离 0 最远 {y.mean(dim=-1).abs().max().item():.1e}，"
+    f"标准差在 {y.std(dim=-1, unbiased=False).min().item():.4f} 到 {y.std(dim=-1, unbiased=False).max().item():.4f} 之间"
+)
+
+# GELU(x) = x·Φ(x)，Φ 是标准正态分布的累积分布函数
+z = torch.linspace(-4, 4, 801)
+gelu_by_hand = z * 0.5 * (1 + torch.erf(z / 2**0.5))
+gelu_diff = (torch.nn.GELU()(z) - gelu_by_hand).abs().max().item()
+tanh_diff = (torch.nn.GELU(approximate="tanh")(z) - torch.nn.GELU()(z)).abs().max().item()
+print(f"nn.GELU() 与 x·Φ(x) 的最大差别: {gelu_diff:.1e}；tanh 近似与它的最大差别: {tanh_diff:.1e}")
+points = torch.tensor([-3.0, -1.0, 0.0, 1.0, 3.0])
+print("GELU 在", points.tolist(), "处的值:", [round(v, 4) for v in torch.nn.GELU()(points).tolist()])
+
+# 残差连接：两个子层的最后一个线性层全置 0，子层输出恰好是 0，块就原样传过输入
+block = Block(GPTConfig())
+with torch.no_grad():
+    for layer in (block.attn.proj, block.mlp.proj):
+        layer.weight.zero_()
+        layer.bias.zero_()
+    residual_identity = torch.equal(block(x), x)
+print("子层输出全为 0 时，块的输出与输入逐位相同:", residual_identity)
+# --8<-- [end:layers]
+
+# --8<-- [start:build]
+from _tinygpt import GPT
 
 torch.manual_seed(0)
 config = GPTConfig()
@@ -48,7 +86,7 @@ print(f"输出层与词嵌入绑定（tie_weights=True）时：{tied_total:,}，
 rule_share = 12 * L * d**2 / total
 print(
     f"这个模型有 **{total:,}** 个参数；其中 $12Ld^2$ = {12 * L * d**2:,}，"
-    f"占 **{rule_share:.1%}**，嵌入、偏置和 LayerNorm 加起来只占剩下的 {1 - rule_share:.1%}。"
+    f"占 **{rule_share:.1%}**，嵌入、输出层、偏置和 LayerNorm 加起来只占剩下的 {1 - rule_share:.1%}。"
 )
 # --8<-- [end:count_summary]
 

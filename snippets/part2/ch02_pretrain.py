@@ -33,6 +33,9 @@ untrained = GPT(GPTConfig())
 show_answers(untrained, val_data)
 untrained_accuracy = accuracy(untrained, val_data)
 print(f"未训练模型在验证集上的准确率: {untrained_accuracy:.1%}")
+untrained_answers = greedy_answers(untrained, val_data[:, :PROMPT_LEN])
+distinct_answers = len({tuple(answer) for answer in untrained_answers.tolist()})
+print(f"它对验证集的 {len(val_data)} 道题一共只给出了 {distinct_answers} 种不同的答案")
 # --8<-- [end:before]
 
 # --8<-- [start:pretrain]
@@ -96,6 +99,31 @@ plt.close(fig)
 print(buffer.getvalue())
 # --8<-- [end:curve]
 
+# --8<-- [start:curve_summary]
+target = PRETRAIN["target_accuracy"]
+milestones = []
+for threshold in (0.1, 0.5, 0.9):
+    reached = next((r["step"] for r in history if r["val_accuracy"] >= threshold), None)
+    if reached is not None:
+        milestones.append(f"第 {reached} 步超过 {threshold:.0%}")
+lowest = min(history, key=lambda r: r["val_loss"])
+if lowest is history[-1]:
+    trend = (
+        "停止时的验证损失是整个过程中最低的：没有出现过拟合（overfitting）那种"
+        "“训练损失还在降、验证损失却回升”的分叉"
+    )
+else:
+    trend = (
+        f"验证损失的最低点在第 {lowest['step']} 步（{lowest['val_loss']:.4f}），"
+        f"停止时回升到 {history[-1]['val_loss']:.4f}：这正是过拟合（overfitting）的迹象"
+    )
+print(
+    f"验证准确率{'，'.join(milestones)}，第 {history[-1]['step']} 步"
+    + (f"达到目标 {target:.0%}，训练停止。" if history[-1]["val_accuracy"] >= target else "用完了全部步数。")
+    + f"{trend}。"
+)
+# --8<-- [end:curve_summary]
+
 # --8<-- [start:after]
 model = pretrained.model
 show_answers(model, val_data)
@@ -121,6 +149,25 @@ print(
     f"（事先定下的目标是 {PRETRAIN['target_accuracy']:.0%}，达到就停）。"
     f"训练在哪一步停由验证集决定，所以最终成绩看测试集：**{test_accuracy:.1%}**。"
 )
+# 验证集和测试集的差别，与两份题目的抽样误差比一比：两个独立比例之差的标准误
+gap = test_accuracy - val_accuracy
+standard_error = (
+    val_accuracy * (1 - val_accuracy) / len(val_data) + test_accuracy * (1 - test_accuracy) / len(test_data)
+) ** 0.5
+if gap == 0:
+    print("测试集和验证集上的准确率正好相同：没有迹象表明停止的时机“挑中”了一个碰巧好看的验证集成绩。")
+elif abs(gap) <= 2 * standard_error:
+    print(
+        f"测试集比验证集{'高' if gap > 0 else '低'} {abs(gap) * 100:.1f} 个百分点，"
+        f"在两份各 {len(test_data)} 道题的抽样误差之内（两倍标准误约 {2 * standard_error * 100:.1f} 个百分点）："
+        "没有迹象表明停止的时机“挑中”了一个碰巧好看的验证集成绩。"
+    )
+else:
+    print(
+        f"测试集比验证集{'高' if gap > 0 else '低'} {abs(gap) * 100:.1f} 个百分点，"
+        f"超出了抽样误差（两倍标准误约 {2 * standard_error * 100:.1f} 个百分点）"
+        + ("：验证集上的成绩偏乐观，应以测试集为准。" if gap < 0 else "。")
+    )
 # 答错的题错在哪一位：百位、十位、个位各数一数
 wrong_digits = (greedy_answers(model, test_data[:, :PROMPT_LEN]) != test_data[:, PROMPT_LEN:])[wrong].sum(
     dim=0

@@ -2,7 +2,17 @@
 
 # --8<-- [start:setup]
 import torch
-from _tinygpt import PROMPT_LEN, accuracy, decode, greedy_answers, load_or_train_pretrained, subtraction_data
+from _tinygpt import (
+    GPT,
+    PRETRAIN,
+    PROMPT_LEN,
+    STOI,
+    accuracy,
+    decode,
+    greedy_answers,
+    load_or_train_pretrained,
+    subtraction_data,
+)
 
 pretrained = load_or_train_pretrained()
 add = pretrained.data  # 旧任务（加法）：用它的测试集衡量遗忘
@@ -24,7 +34,32 @@ start_sub_accuracy = accuracy(pretrained.model, sub.test)
 start_add_accuracy = accuracy(pretrained.model, add.test)
 print(f"预训练模型：减法测试集准确率 {start_sub_accuracy:.1%}，加法测试集准确率 {start_add_accuracy:.1%}")
 print(f"它在减法题上给出的答案，有 {answers_sum_share:.1%} 恰好等于两数之和")
+
+# 预训练时 "-" 从没出现过：它那一行词嵌入的梯度一直是 0，AdamW（不做权重衰减）一步也没有动它
+torch.manual_seed(PRETRAIN["seed"])
+initial = GPT(pretrained.config)  # 预训练开始时的随机初始化
+minus = STOI["-"]
+minus_untouched = torch.equal(pretrained.model.tok_emb.weight[minus], initial.tok_emb.weight[minus])
+print("预训练之后，“-”的词嵌入与随机初始化时逐位相同:", minus_untouched)
 # --8<-- [end:setup]
+
+# --8<-- [start:setup_summary]
+if answers_sum_share > 0.5:
+    how_wrong = f"它的答案有 {answers_sum_share:.1%} 恰好是两数之和——多数时候它把减号当成了加号"
+elif answers_sum_share > 0.1:
+    how_wrong = f"它的答案有 {answers_sum_share:.1%} 恰好是两数之和——不少时候它把减号当成了加号"
+else:
+    how_wrong = f"它的答案只有 {answers_sum_share:.1%} 恰好是两数之和，说不上把减号当成了加号"
+correct = (answers == sub.test[:, PROMPT_LEN:]).all(dim=1)
+subtrahend_zero = torch.tensor([int(decode(r[3:5])) == 0 for r in sub.test])
+if int(correct.sum()) and bool(subtrahend_zero[correct].all()):
+    lucky = f"；它答对的 {int(correct.sum())} 道题，减数都是 0：这时差与和相等，按加法算也对"
+else:
+    lucky = ""
+print(
+    f"预训练模型在减法测试集上的准确率是 **{start_sub_accuracy:.1%}**。有意思的是它的错法：{how_wrong}{lucky}。"
+)
+# --8<-- [end:setup_summary]
 
 # --8<-- [start:variants]
 from _tinygpt import FINETUNE, LR_GRID, SEEDS, count_parameters, make_variant
@@ -64,6 +99,32 @@ print("|---|" + "---:|" * len(LR_GRID))
 for variant, result in results.items():
     cells = [f"**{acc:.1%}**" if lr == result["lr"] else f"{acc:.1%}" for lr, acc in result["sweep"].items()]
     print(f"| {LABELS[variant]} | " + " | ".join(cells) + " |")
+
+chosen = {variant: result["lr"] for variant, result in results.items()}
+if len(set(chosen.values())) == 1:
+    notes = [f"这一次，{len(chosen)} 种做法在验证集上选中的都是学习率 {next(iter(chosen.values())):g}"]
+else:
+    notes = ["选中的学习率不全相同：" + "，".join(f"{LABELS[v]} {lr:g}" for v, lr in chosen.items())]
+at_edge = False
+for variant, result in results.items():
+    top = result["sweep"][result["lr"]]
+    tied = [lr for lr, acc in result["sweep"].items() if acc == top]
+    if len(tied) > 1:
+        notes.append(
+            f"{LABELS[variant]}在学习率 {'、'.join(f'{lr:g}' for lr in tied)} 上的验证集准确率并列最高，"
+            f"按规则取了较小的 {result['lr']:g}"
+        )
+    if result["lr"] in (min(LR_GRID), max(LR_GRID)):
+        at_edge = True
+        larger = result["lr"] == max(LR_GRID)
+        notes.append(
+            f"{LABELS[variant]}选中的是候选里{'最大' if larger else '最小'}的学习率，"
+            f"{'更大' if larger else '更小'}的学习率没有试过，也许更好"
+        )
+if not at_edge:
+    notes.append("每种做法选中的学习率都不在候选的两端：比它大和比它小的学习率都试过")
+print()
+print("；".join(notes) + "。")
 # --8<-- [end:sweep_table]
 
 # --8<-- [start:compare_table]
@@ -124,7 +185,10 @@ print(buffer.getvalue())
 print("计时（每次构建不同；构建时可能与其他任务同时运行，只看数量级）：")
 for variant, result in results.items():
     seconds = [run["seconds"] for run in result["runs"]]
-    print(f"  {LABELS[variant]}：训练 {FINETUNE['steps']} 步平均用了 {sum(seconds) / len(seconds):.1f} 秒")
+    print(
+        f"  {LABELS[variant]}：训练 {FINETUNE['steps']} 步（含每 {FINETUNE['eval_every']} 步一次的验证）"
+        f"平均用了 {sum(seconds) / len(seconds):.1f} 秒"
+    )
 # --8<-- [end:compare_timing]
 
 # --8<-- [start:unplug]
@@ -145,6 +209,12 @@ for name, module in list(unplugged.named_modules()):
     if isinstance(module, LoRALinear):
         parent, _, child = name.rpartition(".")
         setattr(unplugged.get_submodule(parent), child, module.base)  # 拔掉 A、B，只留原来的线性层
+original = pretrained.model.state_dict()
+unplugged_state = unplugged.state_dict()
+unplugged_equal = unplugged_state.keys() == original.keys() and all(
+    torch.equal(tensor, original[name]) for name, tensor in unplugged_state.items()
+)
+print("拔掉 A、B 之后，每个参数都与预训练模型逐位相同:", unplugged_equal)
 unplugged_add_accuracy = accuracy(unplugged, add.test)
 print(
     f"拔掉 LoRA 之后：加法测试集准确率 {unplugged_add_accuracy:.1%}，"
@@ -153,6 +223,8 @@ print(
 # --8<-- [end:unplug]
 
 # --8<-- [start:conclusions]
+import math
+
 from _tinygpt import compare, difference, mean
 
 
@@ -194,9 +266,17 @@ lines.append(
     f"**{forgot}**：微调前加法测试集准确率 {start_add_accuracy:.1%}；三种从预训练出发的做法，"
     f"微调后每个种子的加法准确率在 {min(olds):.1%} 到 {max(olds):.1%} 之间（从零训练的模型从没学过加法，不算在内）。"
 )
-if base_unchanged and unplugged_add_accuracy == start_add_accuracy:
+if unplugged_equal and unplugged_add_accuracy == start_add_accuracy:
     lines.append(
         f"**但 LoRA 没有改动原来的权重**：拔掉 A、B 之后，加法测试集准确率回到 **{unplugged_add_accuracy:.1%}**。"
     )
+n = len(SEEDS)
+lines.append(
+    f"**这些“高/低”不是统计检验**：两种做法如果其实一样好，各跑 {n} 个种子，"
+    f"范围也有 {2 / math.comb(2 * n, n):.0%} 的机会恰好完全分开"
+    f"（{2 * n} 个结果从高到低排开，两组恰好各占一头的排法只占 2/C({2 * n},{n})），"
+    "一次比较好几对时，至少有一对被误判的机会还要更大；"
+    f"而且范围只反映种子之间的差别，不包括测试集只有 {len(sub.test)} 道题带来的抽样误差。"
+)
 print("\n".join(f"- {line}" for line in lines))
 # --8<-- [end:conclusions]

@@ -38,7 +38,8 @@ for name in wrapped_names:
     n = LORA_RANK * (d_in + d_out)
     formula_total += n
     print(
-        f"{name:<18} d_in={d_in:>3}  d_out={d_out:>3}  r·(d_in+d_out) = {n:>5,}   原权重 d_out·d_in = {d_in * d_out:>6,}"
+        f"{name:<18} d_in={d_in:>3}  d_out={d_out:>3}  r·(d_in+d_out) = {n:>5,}   "
+        f"原权重 d_out·d_in = {d_in * d_out:>6,}   LoRA 是它的 {n / (d_in * d_out):.1%}"
     )
 trainable = count_parameters(model, trainable_only=True)
 print(f"按公式合计 {formula_total:,}，实际可训练参数 {trainable:,}，相等: {formula_total == trainable}")
@@ -71,9 +72,15 @@ from _tinygpt import GPT, PROMPT_LEN, greedy_answers, merge_lora
 merged = merge_lora(copy.deepcopy(model))
 with torch.no_grad():
     unmerged_logits, merged_logits = model(sub.test[:, :-1]), merged(sub.test[:, :-1])
-# 先乘后加和先加后乘，float32 的舍入不同；logits 在 ±20 上下，允许万分之一的误差
+merge_bitwise = torch.equal(merged_logits, unmerged_logits)
+merge_max_diff = (merged_logits - unmerged_logits).abs().max().item()
+print(
+    f"合并前后 logits 逐位相同: {merge_bitwise}；最大差别 {merge_max_diff:.1e}"
+    f"（logits 的绝对值最大是 {unmerged_logits.abs().max().item():.1f}）"
+)
+# 先乘后加和先加后乘，float32 的舍入不同：允许万分之一的相对误差加万分之一的绝对误差
 torch.testing.assert_close(merged_logits, unmerged_logits, rtol=1e-4, atol=1e-4)
-print("合并前后 logits 在 float32 舍入误差内相等（assert_close 通过）")
+print("assert_close(rtol=1e-4, atol=1e-4) 通过")
 same_predictions = torch.equal(
     greedy_answers(merged, sub.test[:, :PROMPT_LEN]), greedy_answers(model, sub.test[:, :PROMPT_LEN])
 )
@@ -91,14 +98,16 @@ print(f"装进普通 GPT 后的减法准确率 {merged_accuracy:.1%}（合并前
 from _tinygpt import LR_GRID, spread
 
 ranks = [1, 2, LORA_RANK, 8]
+print(f"每个秩都用 α/r = LORA_ALPHA / LORA_RANK = {LORA_ALPHA / LORA_RANK:g}")
 sweep = run_experiment([f"lora-r{r}" for r in ranks])  # r = 4 的结果第 3 页已经算过，直接读取
 accuracies = {}
 for r in ranks:
     result = sweep[f"lora-r{r}"]
     accuracies[r] = [run["new_test"] for run in result["runs"]]
+    tried = "，".join(f"{lr:g} → {acc:.1%}" for lr, acc in result["sweep"].items())
     print(
-        f"r = {r}：可训练参数 {result['runs'][0]['trainable']:>6,}，学习率 {result['lr']:g}，"
-        f"减法测试集准确率 {spread(accuracies[r])}"
+        f"r = {r}：可训练参数 {result['runs'][0]['trainable']:>6,}；种子 {SEEDS[0]} 的验证集准确率 {tried}，"
+        f"选学习率 {result['lr']:g}；减法测试集准确率 {spread(accuracies[r])}"
     )
 # --8<-- [end:rank_sweep]
 
@@ -112,4 +121,12 @@ print(
     + "；".join(f"比 r = {r} {compare(accuracies[best], accuracies[r])}" for r in ranks if r != best)
     + "。"
 )
+edges = [r for r in ranks if sweep[f"lora-r{r}"]["lr"] in (min(LR_GRID), max(LR_GRID))]
+if edges:
+    print(
+        f"注意：r = {'、'.join(str(r) for r in edges)} 选中的学习率在候选的一端，"
+        "候选之外的学习率也许更好，这些秩可能被低估了。"
+    )
+else:
+    print("每个秩选中的学习率都不在候选的两端：比它大和比它小的学习率都试过。")
 # --8<-- [end:summary]

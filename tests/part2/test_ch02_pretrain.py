@@ -23,6 +23,40 @@ def test_pretraining_stops_on_validation_and_generalises_to_test(run_snippet):
     assert history[-1]["step"] <= ns["PRETRAIN"]["steps"]
 
 
+def test_untrained_answers_barely_depend_on_the_question(run_snippet):
+    """2.2 节说：随机参数的模型准确率接近 0，答案几乎不随题目变化。"""
+    ns = run_snippet(SNIPPET).ns
+    assert ns["distinct_answers"] <= 10, f"未训练模型给出了 {ns['distinct_answers']} 种不同的答案"
+    assert f"一共只给出了 {ns['distinct_answers']} 种不同的答案" in run_snippet(SNIPPET).stdout
+
+
+def test_curve_summary_follows_the_history(run_snippet):
+    """损失曲线下面的话由记录生成：里程碑的步数、停止原因、验证损失是否回升。"""
+    ns = run_snippet(SNIPPET).ns
+    history, out = ns["history"], run_snippet(SNIPPET).stdout
+    first_above_half = next(r["step"] for r in history if r["val_accuracy"] >= 0.5)
+    assert f"第 {first_above_half} 步超过 50%" in out
+    best_val_loss = min(r["val_loss"] for r in history)
+    if history[-1]["val_loss"] == best_val_loss:
+        assert "没有出现过拟合" in out
+    else:
+        assert "过拟合（overfitting）的迹象" in out and "没有出现过拟合" not in out
+
+
+def test_validation_test_gap_is_judged_against_sampling_error(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    out = run_snippet(SNIPPET).stdout
+    gap, se = ns["gap"], ns["standard_error"]
+    p_val, p_test, n = ns["val_accuracy"], ns["test_accuracy"], len(ns["test_data"])
+    assert abs(se - (p_val * (1 - p_val) / n + p_test * (1 - p_test) / n) ** 0.5) < 1e-12
+    if gap == 0:
+        assert "准确率正好相同" in out
+    elif abs(gap) <= 2 * se:
+        assert "在两份各" in out and "抽样误差之内" in out
+    else:
+        assert "超出了抽样误差" in out
+
+
 def test_checkpoint_reload_gives_identical_outputs(run_snippet):
     ns = run_snippet(SNIPPET).ns
     assert ns["reloaded_equal"]

@@ -1,5 +1,7 @@
 """第二部分第 3 页：四种做法有同样的调参机会（验证集上挑学习率）、同样的种子、独立的测试集；结论只说数字支持的话。"""
 
+import math
+
 import pytest
 
 SNIPPET = "snippets/part2/ch03_finetune.py"
@@ -13,6 +15,34 @@ def ns(run_snippet):
 def test_pretrained_model_starts_near_zero_on_the_new_task(ns):
     assert ns["start_sub_accuracy"] < 0.05, f"预训练模型在减法上应接近 0：{ns['start_sub_accuracy']:.1%}"
     assert ns["start_add_accuracy"] >= 0.97
+
+
+def test_how_the_pretrained_model_fails_is_generated(ns, run_snippet):
+    """3.1 节：错法（答案等于两数之和的比例）由数字生成；“-”的词嵌入在预训练中一步也没动。"""
+    out = run_snippet(SNIPPET).stdout
+    share = ns["answers_sum_share"]
+    assert f"它的答案有 {share:.1%} 恰好是两数之和" in out or f"只有 {share:.1%}" in out
+    if share > 0.5:
+        assert "多数时候它把减号当成了加号" in out
+    assert ns["minus_untouched"] is True, "预训练从没见过“-”，它的词嵌入应保持随机初始化"
+    assert "“-”的词嵌入与随机初始化时逐位相同: True" in out
+
+
+def test_sweep_note_names_ties_and_grid_edges(ns, run_snippet):
+    """学习率表下面的话：选中的学习率、并列、是否落在候选两端，都由数字决定。"""
+    out = run_snippet(SNIPPET).stdout
+    grid = ns["LR_GRID"]
+    at_edge = False
+    for variant, result in ns["results"].items():
+        label = ns["LABELS"][variant]
+        top = result["sweep"][result["lr"]]
+        tied = [lr for lr, acc in result["sweep"].items() if acc == top]
+        assert result["lr"] == min(tied), "并列时应取较小的学习率"
+        assert (f"{label}在学习率" in out) == (len(tied) > 1)
+        if result["lr"] in (min(grid), max(grid)):
+            at_edge = True
+            assert f"{label}选中的是候选里" in out
+    assert ("都不在候选的两端" in out) == (not at_edge)
 
 
 def test_test_split_takes_no_part_in_any_decision(ns):
@@ -54,6 +84,7 @@ def test_forgetting_statistic_leaves_out_the_model_that_never_learned_addition(n
     assert f"在 {min(olds):.1%} 到 {max(olds):.1%} 之间" in out, "遗忘的范围只算从预训练出发的三种做法"
     assert max(olds) < 0.1, "这页的结论说旧任务几乎忘光"
     assert ns["base_unchanged"], "LoRA 不应改动被包住的原始权重"
+    assert ns["unplugged_equal"], "拔掉 A、B 后每个参数都应与预训练模型逐位相同"
     assert ns["unplugged_add_accuracy"] == ns["start_add_accuracy"], "拔掉 LoRA 后应回到预训练模型"
 
 
@@ -71,9 +102,19 @@ def test_conclusions_follow_the_numbers(ns, run_snippet):
         assert ("分不出高低" in sentence) == (difference(tests[best], tests[other]) == 0)
 
 
+def test_chance_of_separated_ranges_is_computed(ns, run_snippet):
+    """两种做法一样好时，n 对 n 个结果的范围完全分开的概率是 2/C(2n, n)：3 个种子时是 10%。"""
+    n = len(ns["SEEDS"])
+    out = run_snippet(SNIPPET).stdout
+    assert f"范围也有 {2 / math.comb(2 * n, n):.0%} 的机会恰好完全分开" in out
+    if n == 3:
+        assert "范围也有 10% 的机会" in out
+
+
 def test_printed_tables(run_snippet):
     out = run_snippet(SNIPPET).stdout
     assert "| 做法 | 可训练参数 | 占全部参数 | 选中的学习率 |" in out
     assert "(c) LoRA（r=4）" in out
     assert "计时（每次构建不同" in out
+    assert "步一次的验证）平均用了" in out, "计时里含验证的时间，标签要说清楚"
     assert out.count("<svg") == 1, "应打印一张学习曲线图"

@@ -32,6 +32,10 @@ def test_merged_equals_unmerged_after_training(run_snippet):
     with torch.no_grad():
         torch.testing.assert_close(ns["merged"](x), ns["model"](x), rtol=1e-4, atol=1e-4)
     assert ns["same_predictions"]
+    assert ns["merge_max_diff"] <= 1e-4 + 1e-4 * ns["unmerged_logits"].abs().max().item()
+    assert ns["merge_bitwise"] == torch.equal(ns["merged_logits"], ns["unmerged_logits"])
+    out = run_snippet(SNIPPET).stdout
+    assert f"合并前后 logits 逐位相同: {ns['merge_bitwise']}；最大差别 {ns['merge_max_diff']:.1e}" in out
     assert ns["merged_accuracy"] == ns["lora_accuracy"]
     assert ns["lora_accuracy"] > 0.3, f"LoRA 应学会相当一部分减法题：{ns['lora_accuracy']:.1%}"
     assert max(ns["update_ranks"].values()) <= ns["LORA_RANK"], "BA 的秩不能超过 r"
@@ -67,6 +71,21 @@ def test_rank_sweep_is_fair_and_counts_match(run_snippet):
         if r != best:
             verdict = ns["compare"](ns["accuracies"][best], ns["accuracies"][r])
             assert f"比 r = {r} {verdict}" in out
+
+
+def test_rank_sweep_states_alpha_over_r_and_grid_edges(run_snippet):
+    """4.6 节：α/r 由常量打印出来；每个秩选中的学习率是否在候选两端，由数字决定说法。"""
+    from _tinygpt import make_variant  # run_snippet 已把 snippets/part2 加进模块搜索路径
+
+    ns = run_snippet(SNIPPET).ns
+    out = run_snippet(SNIPPET).stdout
+    assert f"α/r = LORA_ALPHA / LORA_RANK = {ns['LORA_ALPHA'] / ns['LORA_RANK']:g}" in out
+    for r in ns["ranks"]:
+        layer = make_variant(f"lora-r{r}", ns["base"], 0).blocks[0].attn.qkv
+        assert layer.scaling == ns["LORA_ALPHA"] / ns["LORA_RANK"], f"r = {r} 的 α/r 应与 r = 4 相同"
+    grid = ns["LR_GRID"]
+    edges = [r for r in ns["ranks"] if ns["sweep"][f"lora-r{r}"]["lr"] in (min(grid), max(grid))]
+    assert ("都不在候选的两端" in out) == (not edges)
 
 
 def test_printed_lines(run_snippet):
