@@ -44,7 +44,7 @@ class CausalSelfAttention(nn.Module):
         super().__init__()
         assert config.n_embd % config.n_head == 0, "n_embd 必须能被 n_head 整除"
         self.n_head = config.n_head
-        # 一个线性层同时算出 Q、K、V 三份，比三个小线性层快
+        # 一个线性层同时算出 Q、K、V 三份：一次矩阵乘法代替三次
         self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
         self.proj = nn.Linear(config.n_embd, config.n_embd)
 
@@ -260,7 +260,7 @@ def train(
     generator = torch.Generator().manual_seed(seed)  # 小批量的抽样顺序只由 seed 决定
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    # 学习率先线性升温，再按余弦曲线降到 0：小模型训练更稳
+    # 学习率先线性升温，再按余弦曲线降到 0
     warmup = max(1, min(50, steps // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * s / steps))
@@ -476,7 +476,7 @@ def make_variant(variant: str, pretrained: GPT, seed: int) -> nn.Module:
                 p.requires_grad_(True)
     elif variant.startswith("lora-r"):
         r = int(variant.removeprefix("lora-r"))
-        apply_lora(model, LORA_TARGETS, r=r, alpha=LORA_ALPHA * r / LORA_RANK)  # alpha/r 固定为 2
+        apply_lora(model, LORA_TARGETS, r=r, alpha=LORA_ALPHA * r / LORA_RANK)  # alpha/r 固定为 LORA_ALPHA / LORA_RANK
     elif variant != "full":
         raise ValueError(f"不认识的做法：{variant!r}")
     return model
