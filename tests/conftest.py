@@ -35,6 +35,7 @@ os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_DIR / "inductor")
 def pytest_unconfigure(config):
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
+
 _TEXT_BLOCK = re.compile(
     r'<div class="language-text highlight"[^>]*><pre>.*?<code>(.*?)</code></pre></div>', re.S
 )

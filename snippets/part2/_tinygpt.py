@@ -476,7 +476,9 @@ def make_variant(variant: str, pretrained: GPT, seed: int) -> nn.Module:
                 p.requires_grad_(True)
     elif variant.startswith("lora-r"):
         r = int(variant.removeprefix("lora-r"))
-        apply_lora(model, LORA_TARGETS, r=r, alpha=LORA_ALPHA * r / LORA_RANK)  # alpha/r 固定为 LORA_ALPHA / LORA_RANK
+        apply_lora(
+            model, LORA_TARGETS, r=r, alpha=LORA_ALPHA * r / LORA_RANK
+        )  # alpha/r 固定为 LORA_ALPHA / LORA_RANK
     elif variant != "full":
         raise ValueError(f"不认识的做法：{variant!r}")
     return model
