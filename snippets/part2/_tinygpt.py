@@ -449,7 +449,7 @@ def load_or_train_pretrained(config: GPTConfig | None = None) -> Pretrained:
 import copy
 
 # 微调实验：新任务是两位数减法。每种做法得到同样的调参机会和同样的训练预算
-FINETUNE = {"seed": 1, "n_val": 500, "n_test": 500, "steps": 150, "batch_size": 64, "eval_every": 25}
+FINETUNE = {"seed": 1, "n_val": 500, "n_test": 500, "steps": 150, "batch_size": 64, "eval_every": 30}
 LR_GRID = (3e-3, 1e-2, 3e-2)  # 每种做法都从这几个学习率里挑（按对数等距）
 SEEDS = (0, 1, 2)  # 每个种子换一种初始化（LoRA 的 A、从零训练的整个模型）和一种抽题顺序
 # LoRA 加在每个块的这四个线性层上：注意力的 qkv、proj 和 MLP 的 fc、proj

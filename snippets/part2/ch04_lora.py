@@ -97,7 +97,7 @@ print(f"装进普通 GPT 后的减法准确率 {merged_accuracy:.1%}（合并前
 # --8<-- [start:rank_sweep]
 from _tinygpt import LR_GRID, spread
 
-ranks = [1, 2, LORA_RANK, 8]
+ranks = [1, LORA_RANK, 8]
 print(f"每个秩都用 α/r = LORA_ALPHA / LORA_RANK = {LORA_ALPHA / LORA_RANK:g}")
 sweep = run_experiment([f"lora-r{r}" for r in ranks])  # r = 4 的结果第 3 页已经算过，直接读取
 accuracies = {}
