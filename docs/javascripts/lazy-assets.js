@@ -46,9 +46,16 @@
   // 页面有公式时才加载 KaTeX；每次（包括 instant 导航换页后）把还没排版的公式排版一遍。
   // 笔记本网页（mkdocs-jupyter）里的公式还是 Markdown 原文 $…$ 和 $$…$$：用 KaTeX 的 auto-render 排版，
   // 它不碰 <code> 和 <pre> 里的内容。
+  // 单元里代码以外的文字（Shell 脚本里的 $HOST 不是公式）
+  function prose(cell) {
+    const copy = cell.cloneNode(true);
+    copy.querySelectorAll("pre, code").forEach((code) => code.remove());
+    return copy.textContent;
+  }
+
   async function typesetNotebook() {
     const cells = [...document.querySelectorAll(".jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])")];
-    const withMath = cells.filter((cell) => cell.textContent.includes("$"));
+    const withMath = cells.filter((cell) => prose(cell).includes("$"));
     if (!withMath.length) return;
     await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);
     await load("katex/contrib/auto-render.min.js");

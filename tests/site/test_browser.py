@@ -151,14 +151,16 @@ def visit(browser, base: str, path: str, **context_args) -> tuple[PageReport, ob
     report.mermaid_sources = page.locator("pre.mermaid, div.mermaid").count()
     report.formulas = page.locator(".arithmatex").count()
     # 笔记本网页：公式是 Markdown 单元里的 $…$ 原文，lazy-assets.js 排版后给单元加上 data-typeset
+    # 代码块以外的 $ 才是公式（笔记本里的 Shell 脚本有 $HOST 这样的变量）
+    prose = "c => { const d = c.cloneNode(true); d.querySelectorAll('pre, code').forEach(e => e.remove()); return d.textContent; }"
     notebook_math = page.evaluate(
-        "() => [...document.querySelectorAll('.jupyter-wrapper .jp-RenderedMarkdown')]"
-        ".filter(c => c.hasAttribute('data-typeset') || c.textContent.includes('$')).length"
+        f"() => [...document.querySelectorAll('.jupyter-wrapper .jp-RenderedMarkdown')]"
+        f".filter(c => ({prose})(c).includes('$')).length"
     )
     if notebook_math:
         page.wait_for_function(
             "() => ![...document.querySelectorAll('.jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])')]"
-            ".some(c => c.textContent.includes('$'))",
+            f".some(c => ({prose})(c).includes('$'))",
             timeout=20_000,
         )
     if report.mermaid_sources or report.formulas:
