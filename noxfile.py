@@ -57,7 +57,10 @@ def docs(session: nox.Session) -> None:
     """严格构建网站到 site/。"""
     _install_requirements(session)
     _install_browser_assets(session)
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=BUILD_ENV)
+    # python -m：当前目录（仓库根目录）在模块搜索路径上，mkdocs.yml 才能找到构建包 hello_build
+    session.run(
+        "python", "-m", "mkdocs", "build", "--strict", "--site-dir", "site", *session.posargs, env=BUILD_ENV
+    )
 
 
 @nox.session
@@ -67,7 +70,7 @@ def serve(session: nox.Session) -> None:
     _install_browser_assets(session)
     # 本地预览时网站就在 127.0.0.1:8000 的根上（mkdocs.yml 的 site_url 默认是发布的地址，路径里带仓库名）
     env = {**BUILD_ENV, "HELLO_PYTORCH_SITE_URL": "http://127.0.0.1:8000/"}
-    session.run("mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs, env=env)
+    session.run("python", "-m", "mkdocs", "serve", "--dev-addr", "127.0.0.1:8000", *session.posargs, env=env)
 
 
 @nox.session
@@ -91,7 +94,7 @@ def audit(session: nox.Session) -> None:
     """Lighthouse 审计三页（各 3 次取中位数），打印得分与加载指标，检查目标。"""
     _install_requirements(session)
     _install_browser_assets(session, dev=True)
-    session.run("mkdocs", "build", "--strict", "--site-dir", "site", env=BUILD_ENV)
+    session.run("python", "-m", "mkdocs", "build", "--strict", "--site-dir", "site", env=BUILD_ENV)
     session.run("python", "tests/audit.py", env=BUILD_ENV)
 
 
@@ -99,6 +102,6 @@ def audit(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff 检查与格式检查（snippets、tests、钩子、noxfile）。"""
     session.install(_pin("ruff"))
-    targets = ["snippets", "tests", "hooks.py", "noxfile.py"]
+    targets = ["snippets", "tests", "hooks.py", "hello_build", "noxfile.py"]
     session.run("ruff", "check", *targets)
     session.run("ruff", "format", "--check", *targets)

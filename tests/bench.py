@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ["docs", "snippets", "mkdocs.yml", "hooks.py", "requirements.txt"]
+COPIED = ["docs", "snippets", "mkdocs.yml", "hooks.py", "hello_build", "overrides", "requirements.txt"]
 PROSE_PAGE = "docs/part1/ch05_hello.md"
 EDITED_SNIPPET = "snippets/part1/ch04_math.py"
 

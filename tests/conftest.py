@@ -167,13 +167,20 @@ def _project_config_without_nav() -> str:
 
 @pytest.fixture
 def throwaway(tmp_path):
-    """临时小站点：本项目的 mkdocs.yml、hooks.py 与 requirements.txt 原样复制，只换掉导航和页面。
+    """临时小站点：本项目的 mkdocs.yml、hooks.py、构建包 hello_build 与 requirements.txt 原样复制，只换掉导航和页面。
 
     返回 build(pages, snippets, assets=True, **env) -> (returncode, log)。
     """
 
     def build(pages: dict[str, str], snippets: dict[str, str] | None = None, assets: bool = True, **env: str):
         shutil.copy(ROOT / "hooks.py", tmp_path / "hooks.py")
+        for package in ("hello_build", "overrides"):  # 构建包与主题覆盖：和本项目用的完全相同
+            shutil.copytree(
+                ROOT / package,
+                tmp_path / package,
+                dirs_exist_ok=True,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
         shutil.copy(ROOT / "requirements.txt", tmp_path / "requirements.txt")  # 笔记本的安装单元从这里取版本
         modules = tmp_path / "node_modules"
         if assets and not modules.exists():

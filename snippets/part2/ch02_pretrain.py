@@ -56,11 +56,6 @@ else:
     print(f"用完了 {PRETRAIN['steps']} 步，验证准确率没有达到目标 {PRETRAIN['target_accuracy']:.0%}")
 # --8<-- [end:pretrain]
 
-# --8<-- [start:pretrain_timing]
-how = "现场预训练并保存检查点" if pretrained.trained_now else "读取了同样的代码和设置训练好的检查点"
-print(f"计时（每次构建不同）：这次构建{how}，用时 {pretrained.seconds:.1f} 秒。")
-# --8<-- [end:pretrain_timing]
-
 # --8<-- [start:curve]
 import io
 import warnings

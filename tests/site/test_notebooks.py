@@ -18,10 +18,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from hello_build.notebooks.links import BRANCH
 from tests.conftest import DOCS, ROOT
 
-HOOKS = (ROOT / "hooks.py").read_text(encoding="utf-8")
-BRANCH = re.search(r'^NOTEBOOK_BRANCH = "([^"]+)"', HOOKS, re.MULTILINE)[1]
 # 构建时可以用环境变量换成别的仓库与网站（GitHub Pages 工作流就这样做），否则是 mkdocs.yml 里的默认值
 REPO_URL = (
     os.environ.get("HELLO_PYTORCH_REPO_URL")
@@ -150,7 +149,7 @@ def assert_same_outputs(nb, manifest, page, where: str) -> None:
     for cell, (block_id, expected) in zip(snippet_cells(nb), _expected_outputs(manifest, page), strict=True):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert not errors, f"{where} {page} 的 {block_id} 出错：{errors}"
-        if expected is None:  # *_timing：计时，每次运行都不同
+        if expected is None:  # measure="yes" 的代码块打印测量值，每次运行都不同
             continue
         assert printed(cell).rstrip() == expected.rstrip(), (
             f"{where} {page} 的 {block_id} 输出与页面不同：\n笔记本：{printed(cell)[:500]!r}\n页面：{expected[:500]!r}"

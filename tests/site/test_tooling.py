@@ -50,7 +50,7 @@ def test_pages_workflow_publishes_site_dir_with_official_actions():
 
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["ruff-check", "ruff-format"])
 def test_ruff_is_clean(args):
-    targets = ["snippets", "tests", "hooks.py", "noxfile.py"]
+    targets = ["snippets", "tests", "hooks.py", "hello_build", "noxfile.py"]
     result = subprocess.run(
         [sys.executable, "-m", "ruff", *args, *targets], cwd=ROOT, capture_output=True, text=True, check=False
     )

@@ -1,0 +1,61 @@
+"""网站自带的浏览器脚本：Mermaid 与 KaTeX 从 node_modules/（package-lock.json 锁定，npm ci 安装）放进网站，
+读者的浏览器只向本站请求脚本，从不访问 CDN。docs/javascripts/lazy-assets.js 按需加载这些网站路径。
+
+也可以单独运行：``python -m hello_build.assets site/``（Zensical 没有钩子，构建完再把它们复制进网站）。
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+# 网站路径 -> node_modules 里的来源（文件或目录）
+VENDORED = {
+    # Mermaid 的 ES 模块版：入口很小，只按需下载画当前图所需的代码块（chunks），不带 .map
+    "assets/vendor/mermaid/mermaid.esm.min.mjs": "mermaid/dist/mermaid.esm.min.mjs",
+    "assets/vendor/mermaid/chunks/mermaid.esm.min": "mermaid/dist/chunks/mermaid.esm.min",
+    # KaTeX：脚本、样式和字体（样式按相对路径找 fonts/）
+    "assets/vendor/katex/katex.min.js": "katex/dist/katex.min.js",
+    "assets/vendor/katex/katex.min.css": "katex/dist/katex.min.css",
+    "assets/vendor/katex/fonts": "katex/dist/fonts",
+    # 笔记本网页里的公式是 $…$ 原文，由 KaTeX 的 auto-render 找出来排版
+    "assets/vendor/katex/contrib/auto-render.min.js": "katex/dist/contrib/auto-render.min.js",
+}
+SKIPPED_SUFFIXES = (".map",)
+
+
+class MissingAssets(RuntimeError):
+    pass
+
+
+def files(node_modules: Path) -> list[tuple[str, Path]]:
+    """(网站路径, 来源文件) 的列表；node_modules 里缺了什么就报错，说清楚怎样装上。"""
+    found = []
+    for site_path, source in VENDORED.items():
+        origin = node_modules / source
+        if not origin.exists():
+            raise MissingAssets(
+                f"缺少 {origin}：Mermaid 与 KaTeX 由本站自己提供，不从 CDN 加载。"
+                "请运行 `nox -s docs`（它会执行 npm ci），或在仓库根目录运行 `npm ci`。"
+            )
+        for path in sorted(origin.rglob("*")) if origin.is_dir() else [origin]:
+            if path.is_file() and not path.name.endswith(SKIPPED_SUFFIXES):
+                uri = site_path if path == origin else f"{site_path}/{path.relative_to(origin).as_posix()}"
+                found.append((uri, path))
+    return found
+
+
+def copy_into(site_dir: Path, node_modules: Path) -> int:
+    listed = files(node_modules)
+    for uri, path in listed:
+        target = site_dir / uri
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return len(listed)
+
+
+if __name__ == "__main__":
+    root = Path(__file__).resolve().parents[1]
+    count = copy_into(Path(sys.argv[1]), root / "node_modules")
+    print(f"复制了 {count} 个文件到 {sys.argv[1]}")

@@ -1,0 +1,127 @@
+"""依赖的缺陷的绕行办法，只放在这里。每一条都写明：哪个版本有这个问题、上游的讨论在哪里、怎样检查它还需不需要，
+并有测试（tests/build/test_compat.py）。依赖修好之后，检查会发现它不再需要，删掉对应的一条即可。
+
+本模块和 ``site`` 是构建包里仅有的导入 MkDocs 生态（mkdocs、mkdocs-jupyter）的模块。
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from importlib.metadata import version
+
+from hello_build.slugs import slugify
+
+MKDOCS_JUPYTER = version("mkdocs-jupyter")
+
+
+class TemplateChanged(RuntimeError):
+    """mkdocs-jupyter 生成的网页和这里认得的样子不一样了：绕行办法需要重新检查。"""
+
+
+# ---------------------------------------------------------------- 1. NotebookFile 不转交 inclusion
+# mkdocs-jupyter 0.26.3 的 NotebookFile 把属性转交给被包装的 File，却漏了 File 的类属性 inclusion：包装后的笔记本
+# 总是 UNDEFINED，不在导航里的笔记本页就会触发 strict 的“未列入导航”警告。上游：未找到已有的报告
+# （https://github.com/danielfrg/mkdocs-jupyter/issues）。检查：包装一个 NOT_IN_NAV 的 File，看 inclusion 对不对。
+
+
+def notebook_file_forwards_inclusion() -> bool:
+    from mkdocs.structure.files import File, InclusionLevel
+    from mkdocs_jupyter.plugin import NotebookFile
+
+    file = File("x.ipynb", src_dir="docs", dest_dir="site", use_directory_urls=True)
+    file.inclusion = InclusionLevel.NOT_IN_NAV
+    return NotebookFile(file, use_directory_urls=True, site_dir="site").inclusion == InclusionLevel.NOT_IN_NAV
+
+
+def forward_notebook_inclusion() -> bool:
+    """需要时打补丁，返回是否打了。"""
+    if notebook_file_forwards_inclusion():
+        return False
+    from mkdocs_jupyter.plugin import NotebookFile
+
+    NotebookFile.inclusion = property(lambda self: self.file.inclusion)
+    return True
+
+
+# ---------------------------------------------------------------- 2. 笔记本网页的模板
+# mkdocs-jupyter 0.26.3 的模板：从 CDN 加载 MathJax（custom_mathjax_url 为空时留下 <script src="">，
+# 见 https://github.com/danielfrg/mkdocs-jupyter/issues/199）和 Mermaid；把 575 KB 的 Jupyter 样式内联进每一页；
+# 把一个 Python 列表当作 <style> 写进页面。本站不让读者的浏览器访问别的主机：去掉这些脚本，公式和图交给本站
+# 自己的 KaTeX 与 Mermaid（lazy-assets.js），样式抽成一个共用的文件。认不出模板（样式没找到、还剩外部脚本）时报错。
+
+_CDN_SCRIPTS = re.compile(
+    r'<script src="">\s*</script>|<script type="text/x-mathjax-config">.*?</script>'
+    r'|<script type="module">\s*document\.addEventListener\("DOMContentLoaded", async \(\) => \{\s*'
+    r"const diagrams = document\.querySelectorAll\(\"\.jp-Mermaid.*?</script>",
+    re.S,
+)
+_JUPYTER_CSS = re.compile(
+    r'<style type="text/css">\s*(@charset "UTF-8";\.jupyter-wrapper\{.*?)</style>', re.S
+)
+_LIST_AS_CSS = re.compile(r"<style>\s*\['.*?'\]\s*</style>", re.S)
+_JP_MERMAID = re.compile(r'<div class="jp-Mermaid"><pre class="mermaid">\n?(.*?)</pre></div>', re.S)
+_OTHER_HOST_SCRIPT = re.compile(r'<script[^>]*\bsrc="(?:https?:)?//|import\("https?://')
+
+
+def clean_notebook_page(html_text: str, where: str, stylesheet_link: str) -> tuple[str, str]:
+    """返回 (清理后的网页, 抽出来的 Jupyter 样式)。"""
+    html_text = _CDN_SCRIPTS.sub("", html_text)
+    html_text = _LIST_AS_CSS.sub("", html_text)
+    css = _JUPYTER_CSS.search(html_text)
+    if css is None:
+        raise TemplateChanged(
+            f"{where}：mkdocs-jupyter {MKDOCS_JUPYTER} 的输出里找不到 Jupyter 样式，模板可能变了"
+        )
+    html_text = html_text[: css.start()] + stylesheet_link + html_text[css.end() :]
+    # Jupyter 的 Mermaid 块 -> Material 认得的 <pre class="mermaid"><code>，由本站的 Mermaid 画
+    html_text = _JP_MERMAID.sub(
+        lambda m: f'<pre class="mermaid"><code>{m[1].strip()}</code></pre>', html_text
+    )
+    leftover = _OTHER_HOST_SCRIPT.search(html_text)
+    if leftover:
+        raise TemplateChanged(f"{where}：笔记本网页里还有从别的主机加载的脚本：{leftover[0]}")
+    return html_text, css[1]
+
+
+# ---------------------------------------------------------------- 3. 笔记本网页的标题 id
+# nbconvert（mkdocs-jupyter 用它渲染）给标题起 id 时去掉了全部汉字（“第 1 步：准备数据”成了 "1"，会重复；
+# 上游同类问题：https://github.com/jupyter/nbconvert/issues/1233），mkdocs-jupyter 的侧栏目录又用另一种算法，两者对不上。
+# 这里按网站其他页面的规则（hello_build.slugs）重新起 id，再让目录指向它们。
+
+_NB_HEADING = re.compile(
+    r'<h(?P<level>[1-6]) id="[^"]*">(?P<body>.*?)<a class="anchor-link" href="#[^"]*">¶</a>', re.S
+)
+
+
+def fix_heading_ids(html_text: str, toc) -> str:
+    used: dict[str, int] = {}
+    headings: list[tuple[str, str]] = []
+
+    def rename(match: re.Match[str]) -> str:
+        text = html.unescape(re.sub(r"<[^>]+>", "", match["body"])).strip()
+        base = slugify(text, "-") or "section"
+        count = used.get(base, 0)
+        used[base] = count + 1
+        new = base if count == 0 else f"{base}_{count}"
+        headings.append((text, new))
+        return f'<h{match["level"]} id="{new}">{match["body"]}<a class="anchor-link" href="#{new}">¶</a>'
+
+    html_text = _NB_HEADING.sub(rename, html_text)
+
+    def within(short: str, full: str) -> bool:
+        """short 的字符（去掉空白）按顺序出现在 full 里。"""
+        rest = iter(re.sub(r"\s+", "", full))
+        return all(char in rest for char in re.sub(r"\s+", "", short))
+
+    def walk(items) -> None:
+        for item in items:
+            # 目录里的标题丢了行内代码（“torch.compile：…”只剩“：…”），按字符顺序找对应的标题，并补全标题文字
+            found = next((n for n, (text, _) in enumerate(headings) if within(item.title, text)), None)
+            if found is not None:
+                item.title, item.id = headings[found]
+                del headings[: found + 1]
+            walk(item.children)
+
+    walk(toc)
+    return html_text

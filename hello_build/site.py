@@ -1,0 +1,256 @@
+"""MkDocs 的适配层：一次构建的全部状态都在一个 :class:`Site` 对象里，hooks.py 的每个 on_* 函数只是转交给它。
+
+构建包里只有这里（和 ``compat``）导入 mkdocs；其余模块是普通的 Python，可以单独测试，也能在 Zensical 里用。
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, InclusionLevel
+
+from hello_build import assets, compat, dialect, execute, report, search
+from hello_build.notebooks import links
+from hello_build.notebooks.build import PageSource, make_notebook, pins_from
+from hello_build.notebooks.run import Job, NotebookFailed, Runner, output_key, write_notebook
+from hello_build.settings import ARTEFACTS_ENV, INDUCTOR_ENV, Settings
+from hello_build.store import Store
+
+log = logging.getLogger("mkdocs.hooks")
+
+# 构建中被重复使用的产物，都在 .cache/ 下：冷构建开始时全部删掉，本次构建不读任何在它开始之前写下的东西
+ARTEFACT_DIRS = {ARTEFACTS_ENV: "artefacts", INDUCTOR_ENV: "inductor"}  # 子进程通过环境变量找到它们
+COLD_WIPED = ("exec", "artefacts", "inductor", "notebooks", "mkdocs-jupyter")
+NOTEBOOK_CSS = "assets/notebooks/jupyter.css"
+NOTEBOOK_WORKERS = 2
+
+
+def prepare_artefacts(settings: Settings) -> None:
+    """冷构建先删掉本站在 .cache/ 下的全部产物；再把产物目录告诉 snippet 和子进程。调用者事先用环境变量指定了
+    别的目录时（测试会话就是这样，每次会话一个新目录），那个目录由调用者负责，构建不删它。"""
+    cache = settings.cache
+    if settings.cold and settings.execute:
+        for name in COLD_WIPED:
+            owner = next((v for v, n in ARTEFACT_DIRS.items() if n == name), None)
+            if owner is None or Path(os.environ.get(owner, cache / name)) == cache / name:
+                shutil.rmtree(cache / name, ignore_errors=True)
+    for variable, name in ARTEFACT_DIRS.items():
+        os.environ.setdefault(variable, str(cache / name))
+
+
+class Site:
+    def __init__(self, config, dirty: bool = False):
+        root = Path(config.config_file_path).parent
+        self.settings = Settings.read(
+            root, site_url=config.site_url or "", repo_url=config.repo_url or "", dirty=dirty
+        )
+        prepare_artefacts(self.settings)
+        self.executor = execute.Executor(
+            self.settings, Store(self.settings.cache / "exec"), raise_in_fence=False
+        )
+        self.executor.forget_snippet_modules()
+        execute.use(self.executor)
+        self.runner = Runner(
+            Store(self.settings.cache / "notebooks" / "outputs"),
+            self.settings.cache / "notebooks" / "run",
+            self.settings.block_timeout,
+            NOTEBOOK_WORKERS,
+        )
+        self.executor.before_measurement = self.runner.pause  # 测量时，后台不运行笔记本
+        self.executor.after_measurement = self.runner.resume
+        self.jobs: dict[str, Job] = {}  # 页面 -> 它的笔记本
+        self.sessions: dict[str, set[str]] = {}  # 页面 -> 它的会话
+        self.urls: dict[str, str] = {}
+        self.notebook_urls: dict[str, str] = {}
+        self.css = ""
+        search.teach_jieba(Path(config.docs_dir) / "glossary.md")
+        compat.forward_notebook_inclusion()
+
+    # ------------------------------------------------------------ 文件：自带的脚本、每章的笔记本
+
+    def files(self, files, config):
+        try:
+            vendored = assets.files(self.settings.root / "node_modules")
+        except assets.MissingAssets as error:
+            raise PluginError(str(error)) from error
+        for uri, path in vendored:
+            files.append(File.generated(config, uri, abs_src_path=str(path)))
+        generated = self.settings.cache / "notebooks" / "site"
+        pins = pins_from((self.settings.root / "requirements.txt").read_text(encoding="utf-8"))
+
+        def resolve(path: str) -> str | None:
+            linked = files.get_file_from_path(path)
+            return linked.url if linked is not None else None
+
+        for page in list(files.documentation_pages()):
+            if not page.src_uri.endswith(".md") or not dialect.EXEC_FENCE.search(page.content_string):
+                continue
+            source = PageSource(
+                page=page.src_uri,
+                markdown=page.content_string,
+                root=self.settings.root,
+                site_url=self.settings.site_root,
+                page_url=page.url,
+                resolve=resolve,
+                pins=pins,
+                measured=dialect.measured_targets(page.content_string),
+            )
+            uri = links.notebook_uri(page.src_uri)
+            nb = make_notebook(source)
+            job = Job(page.src_uri, uri, generated / uri, nb, output_key(nb, execute.fingerprint()))
+            self.jobs[page.src_uri] = job
+            self.urls[page.src_uri] = page.url
+            # 普通的 File（不是 File.generated）：mkdocs-jupyter 的包装类从 src_dir + src_uri 找到文件
+            files.append(
+                File(
+                    uri,
+                    src_dir=str(generated),
+                    dest_dir=config.site_dir,
+                    use_directory_urls=config.use_directory_urls,
+                    inclusion=InclusionLevel.NOT_IN_NAV,
+                )
+            )
+        if not self.settings.execute:  # 只渲染：笔记本照样生成，只是没有输出
+            for job in self.jobs.values():
+                write_notebook(job, None)
+        else:  # 冷构建时输出缓存已经删掉了（prepare_artefacts），全部重新运行
+            self.runner.start(list(self.jobs.values()))
+        return files
+
+    def nav(self, files) -> None:
+        for page, job in self.jobs.items():
+            self.notebook_urls[page] = files.get_file_from_path(
+                job.uri
+            ).url  # mkdocs-jupyter 包装后的网页地址
+
+    def _is_notebook(self, page) -> bool:
+        return page.file.src_uri.startswith(links.PREFIX)
+
+    def pre_page(self, page) -> None:
+        if self._is_notebook(page):  # mkdocs-jupyter 按文件内容查它的缓存之前，等后台把笔记本都运行完、写好
+            try:
+                self.runner.finish()
+            except NotebookFailed as error:
+                raise PluginError(str(error)) from error
+
+    # ------------------------------------------------------------ 页面
+
+    def page_markdown(self, markdown: str, page) -> str:
+        src = page.file.src_uri
+        if self._is_notebook(page):
+            page.meta["search"] = {"exclude": True}  # 笔记本的文字与它的网页相同，搜索结果只给网页
+            page.meta["description"] = (
+                "本章的 Jupyter 笔记本：可下载，可在 Colab 中打开，输出来自构建时的一次完整运行。"
+            )
+            return markdown
+        names = dialect.sessions(markdown)
+        if names:
+            self.sessions[src] = names
+            self.urls[src] = page.url
+        self.executor.start_page(src, names, dialect.libraries(self.settings.root, src))
+        return markdown
+
+    def _blocks(self, page: str) -> list[execute.Block]:
+        return self.executor.blocks(page)
+
+    def page_content(self, html_text: str, page, config, files) -> str:
+        src = page.file.src_uri
+        if self._is_notebook(page):
+            return self._notebook_page(html_text, page)
+        if self.executor.failures:
+            raise PluginError(self.executor.failures[0])
+        blocks = self._blocks(src)
+        if blocks:
+            html_text = search.exclude_outputs(html_text)
+            runtime = files.get_file_from_path("runtime.md")
+            runtime_url = links.relative(runtime.url, page.url) if runtime else ""
+            html_text += report.footer(blocks, execute.environment(), runtime_url)
+        job = self.jobs.get(src)
+        if job is not None:  # 标题下面：本章的笔记本、下载、Colab
+            html_text = re.sub(r"(</h1>)", lambda m: m[1] + self._buttons(src, "page"), html_text, count=1)
+        return html_text
+
+    def _buttons(self, page: str, here: str) -> str:
+        job = self.jobs[page]
+        notebook_url = self.notebook_urls[page]
+        download = links.download_uri(notebook_url, job.uri)
+        try:
+            colab = links.colab_url(self.settings.repo_url, download)
+        except links.NotOnGitHub as error:
+            raise PluginError(str(error)) from error
+        return links.buttons(here, self.urls[page], notebook_url, download, colab)
+
+    def _notebook_page(self, html_text: str, page) -> str:
+        src = next(p for p, job in self.jobs.items() if job.uri == page.file.src_uri)
+        stylesheet = f'<link rel="stylesheet" href="{links.relative(NOTEBOOK_CSS, page.url)}">'
+        try:
+            html_text, self.css = compat.clean_notebook_page(html_text, page.file.src_uri, stylesheet)
+        except compat.TemplateChanged as error:
+            raise PluginError(str(error)) from error
+        html_text = compat.fix_heading_ids(html_text, page.toc)
+        # 笔记本里的链接是网站的绝对地址（离开网站也能用）；在网站上改回相对地址，本地预览时不跳到线上
+        site = self.settings.site_root
+        html_text = re.sub(
+            rf'href="{re.escape(site)}([^"]*)"',
+            lambda m: f'href="{links.relative(m[1] or ".", page.url)}"',
+            html_text,
+        )
+        page.title = f"{page.title}（Jupyter 笔记本）"
+        return self._buttons(src, "notebook") + html_text
+
+    def page_context(self, page, files) -> None:
+        if page.file.src_uri == "runtime.md":
+            rows = [
+                report.Row(
+                    src,
+                    links.relative(self.urls[src], page.url),
+                    self._blocks(src),
+                    self.jobs[src].seconds if src in self.jobs else None,
+                    self.jobs[src].cached if src in self.jobs else None,
+                )
+                for src in self.sessions
+                if self._blocks(src)
+            ]
+            page.content = page.content.replace("<p>RUNTIME_TABLE</p>", report.runtime_table(rows))
+
+    # ------------------------------------------------------------ 构建结束
+
+    def build_error(self) -> None:
+        self.runner.cancel()  # 构建已经失败：不再开始新的笔记本，关掉正在运行的内核
+
+    def post_build(self, config) -> None:
+        site = Path(config.site_dir)
+        pages = {src: self._blocks(src) for src in self.sessions}
+        (site / "exec-manifest.json").write_text(report.manifest(pages), encoding="utf-8")
+        if self.css:
+            target = site / NOTEBOOK_CSS
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(self.css, encoding="utf-8")
+        notebooks = {}
+        for page, job in self.jobs.items():
+            download = links.download_uri(self.notebook_urls[page], job.uri)
+            notebooks[page] = {
+                "notebook": job.uri,
+                "download": download,
+                "colab": links.colab_url(self.settings.repo_url, download),
+                "executed": job.ran,
+                "seconds": job.seconds,
+                "measures": job.measures,
+            }
+        (site / "notebook-manifest.json").write_text(
+            json.dumps(notebooks, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+        ran = [job for job in self.jobs.values() if job.ran]
+        if ran:
+            listing = ", ".join(f"{job.page} {job.seconds:.1f}s" for job in ran)
+            log.info("笔记本：本次构建运行了 %d 个（计时）：%s", len(ran), listing)
+        # 每次（非 dirty）构建都渲染全部页面，没用到的缓存条目就是过期的（只渲染、不执行时什么都没用到，不清理）
+        if not self.settings.dirty and self.settings.execute:
+            self.executor.store.evict_unused()
+            self.runner.store.evict_unused()

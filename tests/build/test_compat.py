@@ -1,0 +1,58 @@
+"""hello_build.compat：每条绕行办法的检查都能分辨“还需要”与“不需要了”，办法本身确实管用。"""
+
+from __future__ import annotations
+
+import pytest
+
+from hello_build import compat
+
+NOTEBOOK_PAGE = (
+    '<script src=""></script><script type="text/x-mathjax-config">MathJax.Hub.Config({})</script>'
+    "<style>['a', 'b']</style>"
+    '<style type="text/css">@charset "UTF-8";.jupyter-wrapper{color:red}</style>'
+    '<div class="jp-Mermaid"><pre class="mermaid">\ngraph LR\nA-->B</pre></div>'
+    '<h2 id="1">第 1 步：准备<a class="anchor-link" href="#1">¶</a></h2>'
+    '<h2 id="1">第 1 步：训练<a class="anchor-link" href="#1">¶</a></h2>'
+)
+
+
+def test_notebook_file_inclusion_is_still_broken_on_the_pinned_version_and_the_patch_fixes_it(monkeypatch):
+    from mkdocs_jupyter.plugin import NotebookFile
+
+    if "inclusion" in NotebookFile.__dict__:  # 本测试进程里已经打过补丁：先拿掉，看原来的样子
+        monkeypatch.delattr(NotebookFile, "inclusion")
+    if compat.notebook_file_forwards_inclusion():
+        pytest.fail(f"mkdocs-jupyter {compat.MKDOCS_JUPYTER} 已经修好了 inclusion：删掉 compat 里的第 1 条")
+    assert compat.forward_notebook_inclusion() is True
+    assert compat.notebook_file_forwards_inclusion()
+    assert compat.forward_notebook_inclusion() is False, "已经对了就不再打补丁"
+
+
+def test_notebook_page_is_cleaned_and_keeps_no_other_host():
+    cleaned, css = compat.clean_notebook_page(
+        NOTEBOOK_PAGE, "notebooks/x.ipynb", '<link rel="stylesheet" href="j.css">'
+    )
+    assert css == '@charset "UTF-8";.jupyter-wrapper{color:red}'
+    assert '<link rel="stylesheet" href="j.css">' in cleaned and "@charset" not in cleaned
+    assert "<script" not in cleaned and "['a', 'b']" not in cleaned
+    assert '<pre class="mermaid"><code>graph LR\nA-->B</code></pre>' in cleaned
+
+
+def test_unrecognised_template_fails_loudly():
+    with pytest.raises(compat.TemplateChanged, match="找不到 Jupyter 样式"):
+        compat.clean_notebook_page("<p>没有样式</p>", "notebooks/x.ipynb", "")
+    page = NOTEBOOK_PAGE + '<script src="https://cdn.example/x.js"></script>'
+    with pytest.raises(compat.TemplateChanged, match="别的主机"):
+        compat.clean_notebook_page(page, "notebooks/x.ipynb", "")
+
+
+class _TocItem:
+    def __init__(self, title):
+        self.title, self.id, self.children = title, "", []
+
+
+def test_heading_ids_follow_the_site_rule_and_the_toc_points_at_them():
+    toc = [_TocItem("第 1 步：准备"), _TocItem("第 1 步：训练")]
+    fixed = compat.fix_heading_ids(NOTEBOOK_PAGE, toc)
+    assert 'id="第-1-步准备"' in fixed and 'id="第-1-步训练"' in fixed
+    assert [item.id for item in toc] == ["第-1-步准备", "第-1-步训练"]

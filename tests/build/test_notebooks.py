@@ -1,0 +1,191 @@
+"""hello_build.notebooks：页面 -> 笔记本（纯函数）与后台运行（缓存、每本一个空目录、测量留到最后、取消）。"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import nbformat
+import pytest
+
+from hello_build.notebooks.build import PageSource, make_notebook, pins_from
+from hello_build.notebooks.run import Job, NotebookFailed, Runner, output_key
+from hello_build.store import Store
+
+PAGE = """\
+---
+description: 说明
+---
+
+# 第一页
+
+看[另一页](other.md#标题)和[外面](https://example.com)，还有脚注[^n]。
+
+```python exec="on" session="part9/page" source="above" result="text"
+--8<-- "snippets/part9/page.py:one"
+```
+
+!!! bug "勘误 1"
+    框里。
+
+    ```python exec="on" session="part9/page" measure="yes"
+    --8<-- "snippets/part9/page.py:two"
+    ```
+
+=== "标签"
+
+    标签里。
+
+```python title="库"
+--8<-- "snippets/part9/_lib.py:all"
+```
+
+```mermaid
+graph LR
+A --> B
+click A "other/" "另一页"
+```
+
+[^n]: 脚注的内容。
+"""
+SNIPPET = '# --8<-- [start:one]\nfrom _lib import X\nprint("一", X)\n# --8<-- [end:one]\n\n# --8<-- [start:two]\nprint("二")\n# --8<-- [end:two]\n'
+LIBRARY = "# --8<-- [start:all]\nX = 42\n# --8<-- [end:all]\n"
+
+
+@pytest.fixture
+def source(tmp_path):
+    folder = tmp_path / "snippets" / "part9"
+    folder.mkdir(parents=True)
+    (folder / "page.py").write_text(SNIPPET, encoding="utf-8")
+    (folder / "_lib.py").write_text(LIBRARY, encoding="utf-8")
+    return PageSource(
+        page="part9/page.md",
+        markdown=PAGE,
+        root=tmp_path,
+        site_url="https://site.example/",
+        page_url="part9/page/",
+        resolve=lambda path: "part9/other/" if path == "part9/other.md" else None,
+        pins={"torch": "9.9", "numpy": "1", "matplotlib": "2"},
+        measured=frozenset({"snippets/part9/page.py:two"}),
+    )
+
+
+def test_page_becomes_a_valid_notebook_in_page_order(source):
+    nb = make_notebook(source)
+    nbformat.validate(nbformat.from_dict(nb))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    roles = [c["metadata"]["hello_pytorch"]["role"] for c in code]
+    assert roles == ["install", "setup", "setup", "library", "snippet", "snippet"]
+    assert code[3]["source"] == "%%writefile snippets/part9/_lib.py\n" + LIBRARY.rstrip("\n")
+    assert code[4]["source"] == 'from _lib import X\nprint("一", X)'
+    assert code[5]["source"] == '%%display_as markdown\nprint("二")'
+    assert code[5]["metadata"]["hello_pytorch"]["measurement"] is True
+    assert "measurement" not in code[4]["metadata"]["hello_pytorch"]
+    assert json.dumps(source.pins) in code[0]["source"]
+
+
+def test_markdown_reads_well_in_jupyter(source):
+    text = "\n\n".join(c["source"] for c in make_notebook(source)["cells"] if c["cell_type"] == "markdown")
+    assert "https://site.example/part9/other/#标题" in text, "站内链接变成网站上的绝对地址"
+    assert "https://example.com" in text
+    assert "<sup>[1]</sup>" in text and "## 注释\n\n1. 脚注的内容。" in text
+    assert "> **勘误 1**" in text and "!!!" not in text, "提示框变成引用块"
+    assert "**标签**" in text and "===" not in text
+    assert 'click A "https://site.example/part9/page/other/"' in text, "Mermaid 里可点击的方框指向绝对地址"
+    assert "```python\nX = 42\n```" in text, "只展示的库片段是 Markdown 里的代码块"
+    assert "description:" not in text
+
+
+def test_pins_come_from_requirements():
+    assert pins_from("torch==2.13.0  # x\nnumpy==2.4.6\nmatplotlib==3.11.2\nruff==1\n") == {
+        "torch": "2.13.0",
+        "numpy": "2.4.6",
+        "matplotlib": "3.11.2",
+    }
+
+
+def test_output_key_follows_the_code_only(source):
+    nb = make_notebook(source)
+    prose = json.loads(json.dumps(nb))
+    prose["cells"][0]["source"] += "改过的文字"
+    assert output_key(prose, "f") == output_key(nb, "f"), "只改文字，笔记本不重新运行"
+    code = json.loads(json.dumps(nb))
+    next(c for c in code["cells"] if c["cell_type"] == "code")["source"] += "\n# 改"
+    assert output_key(code, "f") != output_key(nb, "f")
+    assert output_key(nb, "g") != output_key(nb, "f"), "环境变了也重新运行"
+
+
+def tiny(tmp_path, name: str, cells: list[str], measures: bool = False) -> Job:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for n, text in enumerate(cells):
+        cell = nbformat.v4.new_code_cell(text, id=f"c{n}")
+        cell.metadata["hello_pytorch"] = {"role": "snippet", "measurement": measures and n == 0}
+        nb.cells.append(cell)
+    nb = json.loads(json.dumps(nb))
+    return Job(
+        f"{name}.md", f"notebooks/{name}.ipynb", tmp_path / "site" / f"{name}.ipynb", nb, output_key(nb, "f")
+    )
+
+
+def runner(tmp_path, workers=2) -> Runner:
+    return Runner(Store(tmp_path / "outputs"), tmp_path / "run", timeout=60, workers=workers)
+
+
+def test_notebooks_run_in_their_own_empty_directory_and_are_cached(tmp_path):
+    job = tiny(
+        tmp_path, "a", ["import os\nprint(sorted(os.listdir('.')))", "open('left.txt', 'w').write('x')"]
+    )
+    first = runner(tmp_path)
+    first.start([job])
+    first.finish()
+    assert job.ran and not job.cached
+    written = json.loads(job.path.read_text(encoding="utf-8"))
+    assert "".join(written["cells"][0]["outputs"][0]["text"]) == "[]\n", "每本都从空目录开始"
+    again = tiny(
+        tmp_path, "a", ["import os\nprint(sorted(os.listdir('.')))", "open('left.txt', 'w').write('x')"]
+    )
+    second = runner(tmp_path)
+    second.start([again])
+    second.finish()
+    assert again.cached and not again.ran, "代码没变，取自缓存"
+
+
+def test_failure_names_the_notebook_page_and_error(tmp_path):
+    job = tiny(tmp_path, "bad", ["raise ValueError('只在笔记本里出错')"])
+    job.nb["cells"][0]["metadata"]["hello_pytorch"]["include"] = "snippets/bad.py:boom"
+    run = runner(tmp_path)
+    run.start([job])
+    with pytest.raises(NotebookFailed, match=r"notebooks/bad\.ipynb") as error:
+        run.finish()
+    assert "docs/bad.md" in str(error.value) and "snippets/bad.py:boom" in str(error.value)
+    assert "只在笔记本里出错" in str(error.value)
+
+
+def test_measuring_notebooks_wait_for_finish_and_pause_blocks_new_ones(tmp_path):
+    plain = tiny(tmp_path, "plain", ["import time; time.sleep(1)"])
+    measuring = tiny(tmp_path, "measuring", ["print('计时')"], measures=True)
+    run = runner(tmp_path)
+    run.start([plain, measuring])
+    time.sleep(0.2)
+    run.pause()  # 等正在运行的那本结束
+    assert plain.ran, "pause 要等正在运行的笔记本结束"
+    assert not measuring.ran, "含测量单元格的笔记本留到 finish"
+    run.finish()
+    assert measuring.ran
+
+
+def test_cancel_shuts_down_a_running_kernel(tmp_path):
+    job = tiny(tmp_path, "long", ["import time; time.sleep(60)"])
+    run = runner(tmp_path)
+    run.start([job])
+    deadline = time.time() + 30
+    while not run._clients and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # 内核已经开始运行那个单元格
+    started = time.time()
+    threading.Thread(target=run.cancel).start()
+    run._pool.shutdown(wait=True)
+    assert time.time() - started < 20, "取消要关掉内核，而不是等它跑完 60 秒"
+    assert not job.ran and not run.errors

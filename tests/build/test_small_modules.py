@@ -1,0 +1,58 @@
+"""hello_build 的小模块：settings、search、assets、slugs。"""
+
+from __future__ import annotations
+
+import pytest
+
+from hello_build import assets, search, settings, slugs
+
+
+def test_settings_read_flags_from_the_environment(tmp_path):
+    read = settings.Settings.read
+    assert read(tmp_path, {}).cold is False and read(tmp_path, {}).execute is True
+    assert read(tmp_path, {"HELLO_PYTORCH_COLD": "1"}).cold is True
+    assert read(tmp_path, {"HELLO_PYTORCH_COLD": "0"}).cold is False
+    assert read(tmp_path, {"HELLO_PYTORCH_EXECUTE": "0"}).execute is False
+    assert read(tmp_path, {"HELLO_PYTORCH_BLOCK_TIMEOUT": "7"}).block_timeout == 7
+    assert read(tmp_path, {}, site_url="https://x.io/site").site_root == "https://x.io/site/"
+
+
+def test_glossary_terms_are_the_chinese_terms_of_the_table(tmp_path):
+    glossary = tmp_path / "glossary.md"
+    glossary.write_text(
+        "| 中文 | English | 在哪里讲 |\n| --- | --- | --- |\n| 反向传播 | backpropagation | x |\n"
+        "| pre-norm（先归一化） | pre-norm | x |\n| GELU | GELU | x |\n| 随机种子 | random seed | x |\n",
+        encoding="utf-8",
+    )
+    assert search.glossary_terms(glossary) == ["反向传播", "随机种子"]
+
+
+def test_outputs_are_excluded_from_search():
+    html = '<div class="language-text highlight"><pre>1</pre></div><svg width="1"></svg><p>正文</p>'
+    out = search.exclude_outputs(html)
+    assert out.count("data-search-exclude") == 2 and "<p>正文</p>" in out
+
+
+def test_assets_list_everything_and_say_how_to_get_it(tmp_path):
+    with pytest.raises(assets.MissingAssets, match="npm ci"):
+        assets.files(tmp_path)
+    for source in assets.VENDORED.values():
+        target = tmp_path / source
+        if source.endswith(("fonts", "chunks/mermaid.esm.min")):
+            (target).mkdir(parents=True)
+            (target / "a.woff2").write_text("x")
+            (target / "a.woff2.map").write_text("x")
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text("x")
+    listed = dict(assets.files(tmp_path))
+    assert "assets/vendor/katex/fonts/a.woff2" in listed
+    assert not any(uri.endswith(".map") for uri in listed), "不带 source map"
+    site = tmp_path / "site"
+    assert assets.copy_into(site, tmp_path) == len(listed)
+    assert (site / "assets/vendor/katex/katex.min.js").exists()
+
+
+def test_one_slug_rule_keeps_chinese():
+    assert slugs.slugify("3.3 公平的比较怎么做", "-") == "33-公平的比较怎么做"
+    assert slugs.slugify("`torch.compile`：编译", "-") == "torchcompile编译"
