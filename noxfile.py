@@ -74,6 +74,18 @@ def serve(session: nox.Session) -> None:
 
 
 @nox.session
+def zensical(session: nox.Session) -> None:
+    """用 Zensical（Material for MkDocs 的后继者）严格构建同一个 mkdocs.yml 到 site-zensical/。
+
+    Zensical 没有 hooks: 和 mkdocs-jupyter：代码块照样执行（本站的自定义代码块），没有执行缓存、页脚和笔记本；
+    Mermaid 与 KaTeX 构建完再复制进网站。两者的差别见 README。
+    """
+    _install_requirements(session)
+    _install_browser_assets(session)
+    session.run("python", "-m", "hello_build.zensical", "site-zensical", *session.posargs, env=BUILD_ENV)
+
+
+@nox.session
 def tests(session: nox.Session) -> None:
     """运行全部测试：每个 snippet 的行为测试、严格构建和构建出的网站检查。"""
     _install_requirements(session)
