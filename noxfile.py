@@ -85,11 +85,17 @@ def zensical(session: nox.Session) -> None:
     session.run("python", "-m", "hello_build.zensical", "site-zensical", *session.posargs, env=BUILD_ENV)
 
 
+LINTED = ["snippets", "tests", "hooks.py", "hello_build", "noxfile.py"]
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """运行全部测试：每个 snippet 的行为测试、严格构建和构建出的网站检查。"""
+    """运行全部测试：先查代码风格（ruff，一秒钟），再运行 pytest——每个 snippet 的行为测试、构建包的单元测试、
+    严格构建（MkDocs 与 Zensical）和构建出的网站检查。"""
     _install_requirements(session)
     _install_browser_assets(session)
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
     session.run("pytest", *session.posargs, env=BUILD_ENV)
 
 
@@ -114,6 +120,5 @@ def audit(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff 检查与格式检查（snippets、tests、钩子、noxfile）。"""
     session.install(_pin("ruff"))
-    targets = ["snippets", "tests", "hooks.py", "hello_build", "noxfile.py"]
-    session.run("ruff", "check", *targets)
-    session.run("ruff", "format", "--check", *targets)
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)

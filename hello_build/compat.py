@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+import warnings
 from importlib.metadata import version
 
 from hello_build.slugs import slugify
@@ -125,3 +126,25 @@ def fix_heading_ids(html_text: str, toc) -> str:
 
     walk(toc)
     return html_text
+
+
+# ---------------------------------------------------------------- 4. import torch 时的弃用警告
+# torch 2.13.0 的 torch/utils/mkldnn.py 用了已经弃用的 @torch.jit.script_method，导入它（torch.compile 会导入它）
+# 时发出一条 DeprecationWarning；MkDocs 把它记成带回溯的 INFO，构建日志里多出一屏，
+# 与本站的代码无关。上游：torch 自己的源码（https://github.com/pytorch/pytorch/blob/main/torch/utils/mkldnn.py）。
+# 只在构建进程里忽略这一条；检查：在新进程里导入 torch.utils.mkldnn，看它还发不发这条警告。
+
+TORCH_JIT_WARNING = r"`torch\.jit\.script_method` is deprecated"
+
+
+def torch_mkldnn_import_warns() -> bool:
+    import subprocess
+    import sys
+
+    probe = "import warnings; warnings.simplefilter('always'); import torch.utils.mkldnn"
+    result = subprocess.run([sys.executable, "-W", "always", "-c", probe], capture_output=True, text=True, check=False)
+    return bool(re.search(TORCH_JIT_WARNING, result.stderr))
+
+
+def quiet_torch_import() -> None:
+    warnings.filterwarnings("ignore", message=TORCH_JIT_WARNING, category=DeprecationWarning)

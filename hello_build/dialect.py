@@ -66,18 +66,30 @@ def add_ids(markdown: str) -> str:
     return EXEC_FENCE.sub(label, markdown)
 
 
-def exec_targets(markdown: str) -> list[Target]:
-    """页面里按顺序执行的包含目标。"""
-    return [Target.parse(m["target"]) for m in EXEC_FENCE.finditer(markdown)]
+@dataclass(frozen=True)
+class ExecBlock:
+    """页面里的一个执行代码块：包含哪个片段、属于哪个会话、是否打印测量值（选项 measure="yes"）。"""
+
+    target: Target
+    session: str
+    measure: bool
+
+
+def exec_blocks(markdown: str) -> list[ExecBlock]:
+    """页面里按顺序执行的代码块。"""
+    return [
+        ExecBlock(
+            Target.parse(m["target"]),
+            session[1] if (session := SESSION.search(m["info"])) else "",
+            bool(re.search(r'\bmeasure="(?:yes|on|true|1)"', m["info"])),
+        )
+        for m in EXEC_FENCE.finditer(markdown)
+    ]
 
 
 def measured_targets(markdown: str) -> frozenset[str]:
-    """打印测量值的执行代码块（选项 measure="yes"）包含的目标。"""
-    return frozenset(
-        m["target"]
-        for m in EXEC_FENCE.finditer(markdown)
-        if re.search(r'\bmeasure="(?:yes|on|true|1)"', m["info"])
-    )
+    """打印测量值的执行代码块包含的目标。"""
+    return frozenset(str(block.target) for block in exec_blocks(markdown) if block.measure)
 
 
 def sessions(markdown: str) -> set[str]:

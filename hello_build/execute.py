@@ -137,10 +137,18 @@ class Executor:
             if str(getattr(module, "__file__", "") or "").startswith(snippets):
                 del sys.modules[name]
 
-    def session(self, name: str | None) -> Session:
+    def session(self, name: str | None, block_id: str | None = None) -> Session:
+        """没有适配层告诉我们页面时（Zensical），会话在第一次用到时建立；缓存链同样从 snippet 旁边的库模块开始，
+        和 MkDocs 构建算出的键相同，所以 Zensical 也能读 MkDocs 写下的执行缓存。"""
         name = name or "anonymous"
-        if (self.page, name) not in self.sessions:  # 没有适配层告诉我们页面时（Zensical），第一次用到时建立
-            self.start_page(self.page, {name}, [])
+        if (self.page, name) not in self.sessions:
+            folder = (
+                (self.settings.root / Target.parse(block_id).path).parent
+                if block_id and ":" in block_id
+                else None
+            )
+            libraries = sorted(folder.glob("_*.py")) if folder and folder != self.settings.snippets else []
+            self.start_page(self.page, {name}, libraries)
         return self.sessions[(self.page, name)]
 
     # ------------------------------------------------------------ 缓存键
@@ -160,7 +168,7 @@ class Executor:
         """markdown-exec 的 ``run`` 接口：返回代码块打印的文字；出错时抛出 ``markdown_exec.ExecutionError``。"""
         if not self.settings.execute:
             return ""
-        state = self.session(session)
+        state = self.session(session, id)
         measurement = bool(extra.pop(MEASURE_OPTION, False))
         key = self._key(state.chain, code)
         state.chain = key
@@ -228,7 +236,7 @@ class Executor:
         code, session = kwargs["code"], kwargs.get("session") or None
         if not self.settings.execute:
             return markdown_exec.base_format(language="python", run=self.run, **kwargs)
-        state = self.session(session)
+        state = self.session(session, kwargs.get("id"))
         options = {name: kwargs.get(name) for name in _RENDER_OPTIONS}
         signature = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
         key = self._key(state.chain, code)
@@ -266,6 +274,9 @@ def _time_limit(seconds: int, label: str):
     def expire(signum, frame):
         raise SnippetTimeoutError(f"{label} 运行超过 {seconds} 秒，被中止")
 
+    if not seconds:  # 不限时（测试进程里由 pytest-timeout 管时限，两者不能抢同一个闹钟信号）
+        yield
+        return
     try:
         previous = signal.signal(signal.SIGALRM, expire)
     except ValueError:  # 不在主线程：没有超时保护
@@ -291,9 +302,12 @@ def use(executor: Executor | None) -> None:
 
 
 def current() -> Executor:
+    """没有登记的执行器时（Zensical 构建），建一个默认的：同样的会话、超时和错误信息，执行缓存读写 .cache/exec/，
+    出错时让构建失败。"""
     global _current
     if _current is None:
-        _current = Executor(Settings.read(Path.cwd()))
+        settings = Settings.read(Path.cwd())
+        _current = Executor(settings, Store(settings.cache / "exec"))
     return _current
 
 

@@ -12,6 +12,7 @@ EXECUTE_ENV = "HELLO_PYTORCH_EXECUTE"  # 0：只渲染、什么代码都不运�
 TIMEOUT_ENV = "HELLO_PYTORCH_BLOCK_TIMEOUT"  # 单个代码块（和笔记本单元格）的秒数上限
 ARTEFACTS_ENV = "HELLO_PYTORCH_ARTEFACTS"  # snippet 自己存下、再读回的结果（第二部分的检查点和实验）
 INDUCTOR_ENV = "TORCHINDUCTOR_CACHE_DIR"  # torch.compile 的编译缓存
+CACHE_ENV = "HELLO_PYTORCH_CACHE"  # 全部缓存和产物的根目录（默认是仓库里的 .cache/；测试会话给它一个新目录）
 DEFAULT_BLOCK_TIMEOUT_S = 180
 
 
@@ -30,6 +31,7 @@ class Settings:
     site_url: str = ""
     repo_url: str = ""
     dirty: bool = False  # mkdocs serve --dirty：只重建改过的页面，不能清理没用到的缓存
+    cache_root: Path | None = None
 
     @classmethod
     def read(cls, root: Path, environ: Mapping[str, str] = os.environ, **config) -> Settings:
@@ -37,13 +39,14 @@ class Settings:
             root=Path(root),
             cold=_flag(environ.get(COLD_ENV), False),
             execute=_flag(environ.get(EXECUTE_ENV), True),
-            block_timeout=int(environ.get(TIMEOUT_ENV) or DEFAULT_BLOCK_TIMEOUT_S),
+            block_timeout=int(environ.get(TIMEOUT_ENV) or DEFAULT_BLOCK_TIMEOUT_S),  # 0：不限时
+            cache_root=Path(environ[CACHE_ENV]) if environ.get(CACHE_ENV) else None,
             **config,
         )
 
     @property
     def cache(self) -> Path:
-        return self.root / ".cache"
+        return self.cache_root or self.root / ".cache"
 
     @property
     def snippets(self) -> Path:

@@ -26,7 +26,7 @@ log = logging.getLogger("mkdocs.hooks")
 
 # 构建中被重复使用的产物，都在 .cache/ 下：冷构建开始时全部删掉，本次构建不读任何在它开始之前写下的东西
 ARTEFACT_DIRS = {ARTEFACTS_ENV: "artefacts", INDUCTOR_ENV: "inductor"}  # 子进程通过环境变量找到它们
-COLD_WIPED = ("exec", "artefacts", "inductor", "notebooks", "mkdocs-jupyter")
+COLD_WIPED = ("exec", "artefacts", "inductor", "notebooks")
 NOTEBOOK_CSS = "assets/notebooks/jupyter.css"
 NOTEBOOK_WORKERS = 2
 
@@ -40,6 +40,9 @@ def prepare_artefacts(settings: Settings) -> None:
             owner = next((v for v, n in ARTEFACT_DIRS.items() if n == name), None)
             if owner is None or Path(os.environ.get(owner, cache / name)) == cache / name:
                 shutil.rmtree(cache / name, ignore_errors=True)
+        shutil.rmtree(
+            settings.root / ".cache" / "mkdocs-jupyter", ignore_errors=True
+        )  # mkdocs.yml 里配置的位置
     for variable, name in ARTEFACT_DIRS.items():
         os.environ.setdefault(variable, str(cache / name))
 
@@ -71,6 +74,7 @@ class Site:
         self.css = ""
         search.teach_jieba(Path(config.docs_dir) / "glossary.md")
         compat.forward_notebook_inclusion()
+        compat.quiet_torch_import()
 
     # ------------------------------------------------------------ 文件：自带的脚本、每章的笔记本
 
@@ -217,7 +221,13 @@ class Site:
                 for src in self.sessions
                 if self._blocks(src)
             ]
-            page.content = page.content.replace("<p>RUNTIME_TABLE</p>", report.runtime_table(rows))
+            page.content = re.sub(
+                r'<div class="hp-runtime-table">.*?</div>',
+                report.runtime_table(rows),
+                page.content,
+                count=1,
+                flags=re.S,
+            )
 
     # ------------------------------------------------------------ 构建结束
 

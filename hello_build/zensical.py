@@ -19,7 +19,11 @@ SITE_DIR_ENV = "HELLO_PYTORCH_SITE_DIR"  # mkdocs.yml 的 site_dir 从这里取�
 
 def build(site_dir: Path, root: Path = ROOT) -> subprocess.CompletedProcess:
     site_dir = site_dir.resolve()
-    env = {**os.environ, SITE_DIR_ENV: str(site_dir), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {
+        **os.environ,
+        SITE_DIR_ENV: str(site_dir),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "zensical", "build", "--strict", "--clean", "-f", "mkdocs.yml"],
         cwd=root,

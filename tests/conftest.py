@@ -14,20 +14,27 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
 import pytest
 
+from hello_build import dialect
+from hello_build.execute import Executor
+from hello_build.settings import Settings
+from hello_build.store import Store
+
 # 与构建一致（见 hooks.py）：snippet 在测试里也只用一个线程跑 PyTorch
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# 代码自己存下、再读回的产物（第二部分的检查点和实验结果、torch.compile 的编译缓存）：本次测试会话用一个新建的空目录，
-# snippet 测试、整站构建和笔记本内核共用，同一次训练在一次会话里只算一次，也绝不读会话开始之前的东西。
-# 临时小站点（throwaway）不用它：它们测的正是构建自己怎样管理 .cache/
-ARTEFACT_VARIABLES = ("HELLO_PYTORCH_ARTEFACTS", "TORCHINDUCTOR_CACHE_DIR")
+# 本次测试会话的缓存根目录（执行缓存、笔记本输出、snippet 存下的检查点和实验结果、torch.compile 的编译缓存）：
+# 一个新建的空目录，snippet 测试、整站构建和笔记本内核共用——同一段代码在一次会话里只运行一次，也绝不读会话开始
+# 之前的东西。snippet 测试把每个代码块的输出写进执行缓存，整站构建随后直接取用，只运行笔记本。
+# 临时小站点（throwaway）不用它：它们测的正是构建自己怎样管理 .cache/。
+SESSION_VARIABLES = ("HELLO_PYTORCH_CACHE", "HELLO_PYTORCH_ARTEFACTS", "TORCHINDUCTOR_CACHE_DIR")
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="hello-pytorch-tests-"))
+os.environ["HELLO_PYTORCH_CACHE"] = str(_SESSION_DIR)
 os.environ["HELLO_PYTORCH_ARTEFACTS"] = str(_SESSION_DIR / "artefacts")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_DIR / "inductor")
 
@@ -59,20 +66,43 @@ class SnippetRun:
 
 @functools.cache
 def _run_snippet(relpath: str) -> SnippetRun:
-    path = ROOT / relpath
-    buffer = io.StringIO()
-    # 和 `python snippets/.../x.py` 一样：snippet 能导入同目录的库模块
-    if str(path.parent) not in sys.path:
-        sys.path.append(str(path.parent))
-    with contextlib.redirect_stdout(buffer):
-        namespace = runpy.run_path(str(path), run_name="__snippet__")
-    return SnippetRun(stdout=buffer.getvalue(), ns=MappingProxyType(namespace))
+    """像网站那样运行：按页面的顺序，一段一段地在页面的会话里运行（hello_build.execute，与构建同一个执行器），
+    输出写进本次会话的执行缓存，整站构建就不再运行这些代码块。页面包含 snippet 的每个片段、而且按文件里的顺序
+    （tests/site/test_structure.py 检查），所以这和运行整个文件是同一回事。没有页面的文件（如 torchrun 的 worker）
+    整个运行一次。"""
+    page = relpath.removeprefix("snippets/").removesuffix(".py") + ".md"
+    if not (DOCS / page).exists():
+        path = ROOT / relpath
+        if str(path.parent) not in sys.path:
+            sys.path.append(str(path.parent))
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer):
+            namespace = runpy.run_path(str(path), run_name="__snippet__")
+        return SnippetRun(stdout=buffer.getvalue(), ns=MappingProxyType(namespace))
+    markdown = (DOCS / page).read_text(encoding="utf-8")
+    blocks = [b for b in dialect.exec_blocks(markdown) if b.target.path == relpath]
+    # 只写不读（cold）：每段都真的运行；不设单块时限（测试的时限由 pytest-timeout 管）
+    settings = Settings.read(ROOT)
+    executor = Executor(replace(settings, cold=True, block_timeout=0), Store(settings.cache / "exec"))
+    executor.start_page(page, {b.session for b in blocks}, dialect.libraries(ROOT, page))
+    outputs = []
+    for block in blocks:
+        code = dialect.section_code(ROOT, block.target)
+        outputs.append(executor.run(code, session=block.session, id=str(block.target), measure=block.measure))
+    (session,) = {b.session for b in blocks}
+    return SnippetRun(
+        stdout="".join(outputs), ns=MappingProxyType(executor.sessions[(page, session)].module.__dict__)
+    )
 
 
 @pytest.fixture(scope="session")
 def run_snippet():
     """run_snippet("snippets/part1/ch05_hello.py") -> SnippetRun；同一文件在一次测试会话里只运行一次。"""
     return _run_snippet
+
+
+# 断网的命名空间里只有回环接口，而且默认是关着的；打开它，本机进程之间（如 torchrun 的各进程）照样能通信
+OFFLINE_PREFIX = ["unshare", "--net", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"]
 
 
 def can_unshare_net() -> bool:
@@ -88,21 +118,24 @@ def mkdocs_build(
     cwd: Path,
     timeout: int = BUILD_TIMEOUT,
     offline: bool = False,
-    share_artefacts: bool = False,
+    share_cache: bool = False,
     **env_extra: str,
 ):
-    """用 --strict 冷构建一个站点（不读执行缓存），返回 CompletedProcess（stdout 与 stderr 合并）。
+    """用 --strict 构建一个站点，返回 CompletedProcess（stdout 与 stderr 合并）。
 
-    offline=True 时在没有网络的命名空间里构建（unshare --net）；share_artefacts=True 时与本次测试会话共用产物目录。
+    默认是冷构建（不读任何旧缓存）。share_cache=True 时与本次测试会话共用缓存目录：它是会话开始时新建的，
+    snippet 测试已经把代码块的输出写了进去。offline=True 时在没有网络的命名空间里构建（unshare --net）。
     """
-    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "HELLO_PYTORCH_COLD": "1", **env_extra}
-    if not share_artefacts:
-        for variable in ARTEFACT_VARIABLES:
+    env = {
+        **os.environ,
+        "NO_MKDOCS_2_WARNING": "1",
+        "HELLO_PYTORCH_COLD": "0" if share_cache else "1",
+        **env_extra,
+    }
+    if not share_cache:
+        for variable in SESSION_VARIABLES:
             env.pop(variable, None)
-    # 断网的命名空间里只有回环接口，而且默认是关着的；打开它，本机进程之间（如 torchrun 的各进程）照样能通信
-    prefix = (
-        ["unshare", "--net", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh"] if offline else []
-    )
+    prefix = OFFLINE_PREFIX if offline else []
     return subprocess.run(
         [
             *prefix,
@@ -117,6 +150,26 @@ def mkdocs_build(
             str(site_dir),
         ],
         cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def zensical_build(
+    root: Path, site_dir: Path, share_cache: bool, timeout: int = BUILD_TIMEOUT, **env_extra: str
+):
+    """用 Zensical 严格构建（hello_build.zensical：构建完再放进自带的 Mermaid 与 KaTeX）。"""
+    env = {**os.environ, **env_extra}
+    if not share_cache:
+        for variable in SESSION_VARIABLES:
+            env.pop(variable, None)
+    return subprocess.run(
+        [sys.executable, "-m", "hello_build.zensical", str(site_dir)],
+        cwd=root,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -145,10 +198,11 @@ class BuiltSite:
 
 @pytest.fixture(scope="session")
 def built_site(tmp_path_factory) -> BuiltSite:
-    """整个网站的严格冷构建，一次测试会话只做一次；能断网时就在断网的命名空间里构建。"""
+    """整个网站的严格构建，一次测试会话只做一次；缓存是本会话新建的（不读会话开始之前的任何东西），snippet 测试
+    已经运行过的代码块直接取用。能断网时就在断网的命名空间里构建。"""
     site_dir = tmp_path_factory.mktemp("site")
     offline = can_unshare_net()
-    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline, share_artefacts=True)
+    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline, share_cache=True)
     assert result.returncode == 0, f"严格构建失败：\n{result.stdout[-8000:]}"
     return BuiltSite(path=site_dir, log=result.stdout, offline=offline)
 
@@ -169,10 +223,17 @@ def _project_config_without_nav() -> str:
 def throwaway(tmp_path):
     """临时小站点：本项目的 mkdocs.yml、hooks.py、构建包 hello_build 与 requirements.txt 原样复制，只换掉导航和页面。
 
-    返回 build(pages, snippets, assets=True, **env) -> (returncode, log)。
+    返回 build(pages, snippets, assets=True, tool="mkdocs", **env) -> (returncode, log)；tool="zensical" 时
+    用 Zensical 构建到 site-zensical/（没有钩子，缓存照常在小站点自己的 .cache/ 里）。
     """
 
-    def build(pages: dict[str, str], snippets: dict[str, str] | None = None, assets: bool = True, **env: str):
+    def build(
+        pages: dict[str, str],
+        snippets: dict[str, str] | None = None,
+        assets: bool = True,
+        tool: str = "mkdocs",
+        **env: str,
+    ):
         shutil.copy(ROOT / "hooks.py", tmp_path / "hooks.py")
         for package in ("hello_build", "overrides"):  # 构建包与主题覆盖：和本项目用的完全相同
             shutil.copytree(
@@ -198,7 +259,12 @@ def throwaway(tmp_path):
             path = tmp_path / "snippets" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(text), encoding="utf-8")
-        result = mkdocs_build(tmp_path / "mkdocs.yml", tmp_path / "site", cwd=tmp_path, timeout=300, **env)
+        if tool == "zensical":
+            result = zensical_build(tmp_path, tmp_path / "site-zensical", share_cache=False, **env)
+        else:
+            result = mkdocs_build(
+                tmp_path / "mkdocs.yml", tmp_path / "site", cwd=tmp_path, timeout=300, **env
+            )
         return result.returncode, result.stdout
 
     return build

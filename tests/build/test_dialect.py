@@ -77,7 +77,11 @@ def test_the_markdown_extension_adds_ids_before_snippets_expand(tmp_path):
 def test_sessions_targets_and_measurements():
     page = FENCE + FENCE.replace('result="text"', 'measure="yes"').replace(":first", ":t")
     assert dialect.sessions(page) == {"s"}
-    assert [str(t) for t in dialect.exec_targets(page)] == ["snippets/x.py:first", "snippets/x.py:t"]
+    blocks = dialect.exec_blocks(page)
+    assert [(str(b.target), b.session, b.measure) for b in blocks] == [
+        ("snippets/x.py:first", "s", False),
+        ("snippets/x.py:t", "s", True),
+    ]
     assert dialect.measured_targets(page) == {"snippets/x.py:t"}
 
 

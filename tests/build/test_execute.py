@@ -222,3 +222,13 @@ def test_same_session_name_on_two_pages_shares_nothing(root):
         run(executor, "use")  # 另一页的同名会话里没有 value
     assert "NameError" in executor.failures[-1]
     assert [b.output for b in executor.blocks("x.md")] == ["第一块 20\n"], "第一页的记录还在"
+
+
+def test_editing_an_earlier_block_misses_every_later_one(root):
+    first = make(root)
+    run(first, "define")
+    run(first, "use")
+    edited = make(root)
+    edited.run(code("define").replace("value = 20", "value = 30"), session="x", id="snippets/x.py:define")
+    assert run(edited, "use") == "第二块 31 Point(x=3)\n", "后面的块代码没变，但它前面的变了，必须重新运行"
+    assert [b.cached for b in edited.blocks("x.md")] == [False, False]

@@ -1,6 +1,7 @@
-"""执行缓存：命中时与冷构建的页面相同；该失效时失效；坏掉的缓存条目被忽略并重建，绝不显示。
+"""缓存与产物在真正的构建里：执行缓存的接线、snippet 存下的结果跟着代码走、冷构建不读任何旧东西、每页有页脚。
 
-这些测试用临时小站点（本项目的 mkdocs.yml 与 hooks.py），缓存在各自的临时目录里。
+这些测试用临时小站点（本项目的 mkdocs.yml、hooks.py 与构建包），缓存在各自的临时目录里。缓存本身的规则
+（键、校验和、补跑、清理）由 tests/build 下的单元测试检查。
 """
 
 from __future__ import annotations
@@ -55,75 +56,33 @@ def site(throwaway, tmp_path):
     return Site()
 
 
-def test_cache_hit_gives_the_same_page_as_a_cold_run(site):
+def test_the_cache_is_wired_into_real_builds(site, throwaway):
+    """真正的构建里，执行缓存怎样用：键怎样算、坏条目怎样处理由 tests/build 的单元测试检查，这里只检查接线。
+
+    冷构建全部运行；什么都没改的热构建一块都不运行、页面与冷构建相同；只改文字不运行；改一个 snippet 只重新运行
+    那一页（前面取自缓存的块先补跑）；旧条目被清掉；只渲染的构建（速度基准用）什么都不运行、也不动缓存。"""
     cold = site.build(cold=True).html("other/index.html")
     assert site.executed() == {"index.md": [True], "other.md": [True, True]}
     warm = site.build().html("other/index.html")
     assert site.executed() == {"index.md": [False], "other.md": [False, False]}, (
-        "没改任何东西，不该执行任何代码"
+        "没改任何东西，不该运行任何代码"
     )
     assert FOOTER.sub("", warm) == FOOTER.sub("", cold)
-    assert "第二块用到第一块的变量 21" in warm
     assert "输出取自构建缓存" in warm and "输出全部在本次构建中产生" in cold
-
-
-def test_prose_edit_executes_nothing(site):
-    site.build()
-    edited = {**PAGES, "index.md": PAGES["index.md"].replace("第一段文字。", "改过的文字。")}
-    page = site.build(pages=edited).html()
-    assert "改过的文字" in page
+    prose = {**PAGES, "index.md": PAGES["index.md"].replace("第一段文字。", "改过的文字。")}
+    assert "改过的文字" in site.build(pages=prose).html()
     assert site.executed() == {"index.md": [False], "other.md": [False, False]}
-
-
-def test_snippet_edit_reexecutes_only_its_page_and_replays_earlier_blocks(site):
-    site.build()
     edited = {**SNIPPETS, "other.py": SNIPPETS["other.py"].replace("value + 1", "value + 2")}
     page = site.build(snippets=edited).html("other/index.html")
-    # 第一块没变、仍取自缓存，但为了给第二块准备变量，它被补跑了一次；第二块重新执行
     assert site.executed() == {"index.md": [False], "other.md": [False, True]}
     assert "第二块用到第一块的变量 22" in page
-
-
-def test_editing_an_earlier_block_reexecutes_the_later_ones(site):
-    site.build()
-    edited = {**SNIPPETS, "other.py": SNIPPETS["other.py"].replace("value = 20", "value = 30")}
-    page = site.build(snippets=edited).html("other/index.html")
-    assert site.executed()["other.md"] == [True, True]
-    assert "第二块用到第一块的变量 31" in page
-
-
-def test_cold_flag_reexecutes_everything(site):
-    site.build()
-    site.build(cold=True)
-    assert site.executed() == {"index.md": [True], "other.md": [True, True]}
-
-
-@pytest.mark.parametrize("damage", ["truncate", "tamper", "garbage"])
-def test_corrupted_entry_is_ignored_and_rebuilt(site, damage):
-    site.build()
-    entries = sorted(site.cache.glob("*.json"))
-    assert len(entries) == 3
-    for entry in entries:
-        text = entry.read_text(encoding="utf-8")
-        if damage == "truncate":
-            entry.write_text(text[: len(text) // 2], encoding="utf-8")
-        elif damage == "tamper":
-            data = json.loads(text)
-            data["output"] = "<b>被篡改的输出</b>\n"
-            entry.write_text(json.dumps(data), encoding="utf-8")
-        else:
-            entry.write_bytes(b"\x00\xff not json")
-    page = site.build().html()
-    assert "被篡改的输出" not in page
-    assert "首页的输出 42" in page
-    assert site.executed() == {"index.md": [True], "other.md": [True, True]}
-
-
-def test_stale_entries_are_evicted(site):
-    site.build()
-    edited = {**SNIPPETS, "index.py": SNIPPETS["index.py"].replace("6 * 7", "6 * 8")}
-    site.build(snippets=edited)
-    assert len(list(site.cache.glob("*.json"))) == 3, "改动后旧的缓存条目应被删除"
+    assert len(list(site.cache.glob("*.json"))) == 3, "改动后旧的缓存条目应被删掉"
+    cached = sorted(site.cache.glob("*.json"))
+    code, log = throwaway(PAGES, edited, HELLO_PYTORCH_EXECUTE="0", HELLO_PYTORCH_COLD="0")
+    assert code == 0, log
+    assert "首页的输出 42" not in site.html(), "只渲染：不运行代码"
+    assert "笔记本：本次构建运行了" not in log, "只渲染：不运行笔记本"
+    assert sorted(site.cache.glob("*.json")) == cached, "只渲染的构建不该清掉执行缓存"
 
 
 # ---------------------------------------------------------------- 代码自己存下、再读回的产物（检查点、实验结果）
@@ -188,37 +147,3 @@ def test_every_executed_page_has_a_provenance_footer(built_site):
     runtime = built_site.html("runtime.md")
     for page in manifest:
         assert page in runtime, f"运行时间页缺少 {page}"
-
-
-def test_editing_a_library_module_reexecutes_the_pages_next_to_it(site):
-    """snippet 导入的同目录库模块（_*.py）变了，这一目录下的页面重新执行，别处不受影响。"""
-    library = {"part/_lib.py": "FACTOR = 2\n"}
-    pages = {
-        **PAGES,
-        "part/use.md": "# 用库\n\n" + FENCE.format(session="use", target="snippets/part/use.py:go"),
-    }
-    snippets = {
-        **SNIPPETS,
-        **library,
-        "part/use.py": "# --8<-- [start:go]\nfrom _lib import FACTOR\n\nprint('库给的系数', FACTOR)\n# --8<-- [end:go]\n",
-    }
-    site.build(pages=pages, snippets=snippets)
-    page = site.build(pages=pages, snippets={**snippets, "part/_lib.py": "FACTOR = 3\n"}).html(
-        "part/use/index.html"
-    )
-    assert "库给的系数 3" in page
-    assert site.executed() == {"index.md": [False], "other.md": [False, False], "part/use.md": [True]}
-
-
-def test_render_only_mode_for_the_bench_runs_nothing(site, throwaway):
-    """HELLO_PYTORCH_EXECUTE=0（只给 nox -s bench 量“只渲染”用）：同一个网站照样建成，但没有任何代码运行，
-    也不清掉别的构建留下的缓存。"""
-    site.build()
-    cached = sorted(site.cache.glob("*.json"))
-    code, log = throwaway(PAGES, SNIPPETS, HELLO_PYTORCH_EXECUTE="0")
-    assert code == 0, log
-    assert "首页的输出 42" not in site.html() and "第一块 20" not in site.html("other/index.html")
-    assert "笔记本：本次构建运行了" not in log, "不运行笔记本"
-    notebook = json.loads(site.html("notebooks/index.ipynb"))
-    assert all(not cell.get("outputs") for cell in notebook["cells"]), "笔记本照样生成，只是没有输出"
-    assert cached and sorted(site.cache.glob("*.json")) == cached, "只渲染的构建不该清掉执行缓存"

@@ -1,7 +1,8 @@
 """坏输入必须让构建变红，并且说清楚错在哪里。
 
-每个测试都在临时目录里搭一个小站点：本项目的 mkdocs.yml 与 hooks.py 原样复制过去，
-只换掉导航（nav）和页面，所以这里测的就是本项目的真实配置。
+端到端的几条在临时目录里搭一个小站点：本项目的 mkdocs.yml、hooks.py 与构建包原样复制过去，只换掉导航（nav）
+和页面，所以测的就是本项目的真实配置。缺文件、缺片段、包含越界等由 tests/build/test_markdown_config.py 直接用
+mkdocs.yml 的 Markdown 配置检查，不必构建整个网站。
 """
 
 from __future__ import annotations
@@ -17,15 +18,6 @@ GOOD_SNIPPET = """\
 print("一切正常")
 # --8<-- [end:ok]
 """
-
-
-def test_the_throwaway_site_itself_builds(throwaway):
-    """对照组：同样的搭法、没有错误时构建成功，下面的失败才说明问题出在坏输入上。"""
-    code, log = throwaway(
-        {"index.md": "# 首页\n\n" + FENCE.format(session="index", target="snippets/good.py:ok")},
-        {"good.py": GOOD_SNIPPET},
-    )
-    assert code == 0, log
 
 
 def test_raising_snippet_fails_and_names_page_file_section_and_line(throwaway):
@@ -48,53 +40,30 @@ def test_raising_snippet_fails_and_names_page_file_section_and_line(throwaway):
     assert "snippets/bad.py:boom" in log, f"错误信息应写出 snippet 文件和片段：\n{log}"
     assert "ZeroDivisionError" in log
     assert "ratio = numerator / 0" in log, f"错误信息应给出 snippet 自己出错的那一行：\n{log}"
+    assert "出错位置：snippets/bad.py 第 3 行" in log, f"错误信息应给出文件里的行号：\n{log}"
 
 
-def test_missing_snippet_file_fails_naming_the_path(throwaway):
-    code, log = throwaway(
-        {"index.md": "# 首页\n\n" + FENCE.format(session="index", target="snippets/nope.py:x")}
-    )
-    assert code != 0
-    assert "snippets/nope.py" in log, log
-
-
-def test_missing_section_fails_naming_the_section(throwaway):
-    code, log = throwaway(
-        {"index.md": "# 首页\n\n" + FENCE.format(session="index", target="snippets/good.py:missing")},
-        {"good.py": GOOD_SNIPPET},
-    )
-    assert code != 0
-    assert "missing" in log, log
-
-
-@pytest.mark.parametrize(
-    "link",
-    [
-        "[不存在的页](nowhere.md)",
-        "[不存在的锚点](other.md#no-such-heading)",
-        "[本页的坏锚点](#no-such-anchor)",
-    ],
-)
-def test_broken_link_or_anchor_fails(throwaway, link):
-    code, log = throwaway({"index.md": f"# 首页\n\n{link}\n", "other.md": "# 另一页\n\n## 真的标题\n"})
-    assert code != 0, f"{link} 应当让严格构建失败：\n{log}"
-
-
-def test_good_links_and_chinese_anchors_pass(throwaway):
+def test_broken_links_and_anchors_fail_and_good_chinese_anchors_pass(throwaway):
+    """一次构建里放三种坏链接：MkDocs 在构建结束时把它们都报出来，严格构建随之失败；好的中文锚点不报。"""
     code, log = throwaway(
         {
-            "index.md": "# 首页\n\n[去 5.2 节](other.md#52-源代码详细实现)\n",
+            "index.md": "# 首页\n\n[不存在的页](nowhere.md)\n\n[不存在的锚点](other.md#no-such-heading)\n\n"
+            "[本页的坏锚点](#no-such-anchor)\n\n[去 5.2 节](other.md#52-源代码详细实现)\n",
             "other.md": "# 另一页\n\n## 5.2 源代码详细实现\n",
         }
     )
-    assert code == 0, log
+    assert code != 0, log
+    for broken in ("nowhere.md", "no-such-heading", "no-such-anchor"):
+        assert broken in log, f"{broken} 应当被报出来：\n{log}"
+    assert "52-源代码详细实现" not in log, "好的中文锚点不该被报"
 
 
-def test_missing_browser_assets_fail_with_what_to_run(throwaway):
-    """没装 Mermaid/KaTeX 时构建失败并说明该运行什么，绝不悄悄退回 CDN。"""
-    code, log = throwaway({"index.md": "# 首页\n"}, assets=False)
-    assert code != 0
-    assert "npm ci" in log and "node_modules" in log, log
+def test_missing_browser_assets_fail_with_what_to_run():
+    """没装 Mermaid/KaTeX 时构建失败并说明该运行什么，绝不悄悄退回 CDN（见 hello_build.assets）。"""
+    from hello_build import assets
+
+    with pytest.raises(assets.MissingAssets, match="npm ci"):
+        assets.files(Path("/nonexistent/node_modules"))
 
 
 def test_built_site_has_no_traceback_or_execution_error(built_site):

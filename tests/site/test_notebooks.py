@@ -10,13 +10,11 @@ import json
 import os
 import re
 import textwrap
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urljoin
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from hello_build.notebooks.links import BRANCH
 from tests.conftest import DOCS, ROOT
@@ -166,38 +164,6 @@ def test_built_notebook_has_the_pages_outputs(downloaded, manifest, page):
     assert_same_outputs(nb, manifest, page, "构建时运行的笔记本")
 
 
-@pytest.fixture(scope="module")
-def fresh_runs(downloaded, tmp_path_factory) -> dict[str, object]:
-    """每个笔记本清空输出，放进自己全新的目录，用 nbclient 在全新的内核里从头到尾运行；两个一起跑。"""
-
-    def run(page: str):
-        nb = nbformat.from_dict(json.loads(json.dumps(downloaded[page])))
-        for cell in nb.cells:
-            if cell.cell_type == "code":
-                cell.outputs, cell.execution_count = [], None
-        workdir = tmp_path_factory.mktemp(Path(page).stem)
-        client = NotebookClient(
-            nb, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(workdir)}}
-        )
-        try:
-            client.execute()
-        except Exception as error:  # 交给各自的测试报告
-            return error
-        return nb
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(code_pages(), pool.map(run, code_pages()), strict=True))
-
-
-@pytest.mark.parametrize("page", code_pages())
-def test_notebook_runs_top_to_bottom_in_a_fresh_kernel_like_the_page(fresh_runs, manifest, page):
-    nb = fresh_runs[page]
-    assert not isinstance(nb, Exception), f"{page} 的笔记本在全新的内核里运行出错：\n{nb}"
-    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
-    assert counts == list(range(1, len(counts) + 1))
-    assert_same_outputs(nb, manifest, page, "全新内核里运行的笔记本")
-
-
 @pytest.mark.parametrize("page", code_pages())
 def test_page_links_to_its_notebook_a_download_and_colab(built_site, notebook_manifest, page):
     entry = notebook_manifest[page]
@@ -277,29 +243,3 @@ def test_a_notebook_that_fails_fails_the_build_and_says_where(throwaway):
     assert code != 0, "笔记本出错，构建必须失败"
     assert "notebooks/index.ipynb" in log and "docs/index.md" in log
     assert "snippets/index.py:only" in log and "只在笔记本里出错" in log
-
-
-def test_notebooks_rerun_only_when_their_code_changes(throwaway, tmp_path):
-    pages = {
-        "index.md": "# 首页\n\n文字。\n\n"
-        + '```python exec="on" session="i" result="text"\n--8<-- "snippets/index.py:one"\n```\n'
-    }
-    snippets = {"index.py": '# --8<-- [start:one]\nprint("一", 6 * 7)\n# --8<-- [end:one]\n'}
-    code, log = throwaway(pages, snippets, HELLO_PYTORCH_COLD="0")
-    assert code == 0, log
-    assert "笔记本：本次构建运行了 1 个" in log
-    code, log = throwaway(
-        {"index.md": pages["index.md"].replace("文字。", "改过的文字。")}, snippets, HELLO_PYTORCH_COLD="0"
-    )
-    assert code == 0, log
-    assert "笔记本：本次构建运行了" not in log, "只改文字，笔记本不该重新运行"
-    code, log = throwaway(
-        pages, {"index.py": snippets["index.py"].replace("6 * 7", "6 * 8")}, HELLO_PYTORCH_COLD="0"
-    )
-    assert code == 0, log
-    assert "笔记本：本次构建运行了 1 个" in log, "代码变了，笔记本要重新运行"
-    notebook = json.loads((tmp_path / "site" / "notebooks" / "index.ipynb").read_text(encoding="utf-8"))
-    printed_text = "".join(
-        "".join(o.get("text", "")) for c in notebook["cells"] for o in c.get("outputs", [])
-    )
-    assert "一 48" in printed_text and "一 42" not in printed_text, "重新运行后，笔记本里是新代码的输出"
