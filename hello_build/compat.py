@@ -142,7 +142,9 @@ def torch_mkldnn_import_warns() -> bool:
     import sys
 
     probe = "import warnings; warnings.simplefilter('always'); import torch.utils.mkldnn"
-    result = subprocess.run([sys.executable, "-W", "always", "-c", probe], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", probe], capture_output=True, text=True, check=False
+    )
     return bool(re.search(TORCH_JIT_WARNING, result.stderr))
 
 

@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import html as html_lib
-import io
 import os
 import re
-import runpy
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 
-from hello_build import dialect
-from hello_build.execute import Executor
-from hello_build.settings import Settings
-from hello_build.store import Store
+from tests.snippets import run_page_snippet
 
 # 与构建一致（见 hooks.py）：snippet 在测试里也只用一个线程跑 PyTorch
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -39,7 +33,28 @@ os.environ["HELLO_PYTORCH_ARTEFACTS"] = str(_SESSION_DIR / "artefacts")
 os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_DIR / "inductor")
 
 
+_prefetch: subprocess.Popen | None = None
+
+
+def pytest_collection_finish(session):
+    """要运行第二部分的测试或整站构建时，先在第二个进程里把第二部分的实验算起来（见 tests/prefetch.py）。"""
+    global _prefetch
+    wanted = any(("tests/part2/" in item.nodeid or "tests/site/" in item.nodeid) for item in session.items)
+    if wanted and os.environ.get("HELLO_PYTORCH_PREFETCH", "1") != "0":
+        log = (_SESSION_DIR / "prefetch.log").open("w", encoding="utf-8")
+        _prefetch = subprocess.Popen(
+            [sys.executable, "-m", "tests.prefetch"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def pytest_unconfigure(config):
+    if _prefetch is not None and _prefetch.poll() is None:
+        os.killpg(_prefetch.pid, signal.SIGKILL)
+        _prefetch.wait()
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
@@ -56,43 +71,7 @@ SNIPPETS = ROOT / "snippets"
 BUILD_TIMEOUT = 20 * 60
 
 
-@dataclass(frozen=True)
-class SnippetRun:
-    """一个 snippet 文件独立运行一次的结果：它打印的文字和它留下的全局变量。"""
-
-    stdout: str
-    ns: MappingProxyType
-
-
-@functools.cache
-def _run_snippet(relpath: str) -> SnippetRun:
-    """像网站那样运行：按页面的顺序，一段一段地在页面的会话里运行（hello_build.execute，与构建同一个执行器），
-    输出写进本次会话的执行缓存，整站构建就不再运行这些代码块。页面包含 snippet 的每个片段、而且按文件里的顺序
-    （tests/site/test_structure.py 检查），所以这和运行整个文件是同一回事。没有页面的文件（如 torchrun 的 worker）
-    整个运行一次。"""
-    page = relpath.removeprefix("snippets/").removesuffix(".py") + ".md"
-    if not (DOCS / page).exists():
-        path = ROOT / relpath
-        if str(path.parent) not in sys.path:
-            sys.path.append(str(path.parent))
-        buffer = io.StringIO()
-        with contextlib.redirect_stdout(buffer):
-            namespace = runpy.run_path(str(path), run_name="__snippet__")
-        return SnippetRun(stdout=buffer.getvalue(), ns=MappingProxyType(namespace))
-    markdown = (DOCS / page).read_text(encoding="utf-8")
-    blocks = [b for b in dialect.exec_blocks(markdown) if b.target.path == relpath]
-    # 只写不读（cold）：每段都真的运行；不设单块时限（测试的时限由 pytest-timeout 管）
-    settings = Settings.read(ROOT)
-    executor = Executor(replace(settings, cold=True, block_timeout=0), Store(settings.cache / "exec"))
-    executor.start_page(page, {b.session for b in blocks}, dialect.libraries(ROOT, page))
-    outputs = []
-    for block in blocks:
-        code = dialect.section_code(ROOT, block.target)
-        outputs.append(executor.run(code, session=block.session, id=str(block.target), measure=block.measure))
-    (session,) = {b.session for b in blocks}
-    return SnippetRun(
-        stdout="".join(outputs), ns=MappingProxyType(executor.sessions[(page, session)].module.__dict__)
-    )
+_run_snippet = functools.cache(run_page_snippet)
 
 
 @pytest.fixture(scope="session")

@@ -62,10 +62,14 @@ def test_torch_still_warns_on_import_and_the_filter_silences_only_that():
     import warnings
 
     if not compat.torch_mkldnn_import_warns():
-        pytest.fail("导入 torch.utils.mkldnn 不再发出 torch.jit.script_method 的弃用警告：删掉 compat 里的第 4 条")
+        pytest.fail(
+            "导入 torch.utils.mkldnn 不再发出 torch.jit.script_method 的弃用警告：删掉 compat 里的第 4 条"
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         compat.quiet_torch_import()
-        warnings.warn("`torch.jit.script_method` is deprecated. Please switch", DeprecationWarning, stacklevel=1)
+        warnings.warn(
+            "`torch.jit.script_method` is deprecated. Please switch", DeprecationWarning, stacklevel=1
+        )
         warnings.warn("别的弃用警告照常显示", DeprecationWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["别的弃用警告照常显示"]

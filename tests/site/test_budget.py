@@ -15,17 +15,23 @@ def part_of(page: str) -> str:
 
 
 def test_each_part_stays_within_its_execution_budget(built_site):
-    budget = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hello_pytorch"]["budget"]
+    budget = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["hello_pytorch"][
+        "budget"
+    ]
     pages = json.loads((built_site.path / "exec-manifest.json").read_text(encoding="utf-8"))
     notebooks = json.loads((built_site.path / "notebook-manifest.json").read_text(encoding="utf-8"))
     seconds: dict[str, dict[str, float]] = defaultdict(dict)
     for page, blocks in pages.items():
-        seconds[part_of(page)][page] = sum(b["seconds"] for b in blocks) + notebooks.get(page, {}).get("seconds", 0.0)
+        seconds[part_of(page)][page] = sum(b["seconds"] for b in blocks) + notebooks.get(page, {}).get(
+            "seconds", 0.0
+        )
     assert set(seconds) == set(budget), f"每一部分都要有预算：{sorted(seconds)} 对 {sorted(budget)}"
     over = []
     for part, per_page in seconds.items():
         total = sum(per_page.values())
         if total > budget[part]:
-            biggest = ", ".join(f"{p} {s:.0f} 秒" for p, s in sorted(per_page.items(), key=lambda kv: -kv[1])[:4])
+            biggest = ", ".join(
+                f"{p} {s:.0f} 秒" for p, s in sorted(per_page.items(), key=lambda kv: -kv[1])[:4]
+            )
             over.append(f"{part}：{total:.0f} 秒，超过预算 {budget[part]} 秒；最耗时的页：{biggest}")
     assert not over, "\n".join(over)

@@ -146,7 +146,9 @@ def test_exec_fences_use_the_page_session(md):
 
 def test_session_names_are_unique_across_the_site():
     """MkDocs 按页面区分会话；Zensical 没有页面的信息，同名的会话会共用变量。页面名在全站唯一，会话名也就唯一。"""
-    names = [md.relative_to(DOCS).with_suffix("").name for md in PAGES if 'exec="on"' in md.read_text("utf-8")]
+    names = [
+        md.relative_to(DOCS).with_suffix("").name for md in PAGES if 'exec="on"' in md.read_text("utf-8")
+    ]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
 
 
