@@ -64,9 +64,8 @@ class Site:
             self.settings.cache / "notebooks" / "run",
             self.settings.block_timeout,
             NOTEBOOK_WORKERS,
+            quiet=self.executor.quiet,  # 测量（页面的或笔记本的）独占机器，其余的代码块与单元格并行
         )
-        self.executor.before_measurement = self.runner.pause  # 测量时，后台不运行笔记本
-        self.executor.after_measurement = self.runner.resume
         self.jobs: dict[str, Job] = {}  # 页面 -> 它的笔记本
         self.sessions: dict[str, set[str]] = {}  # 页面 -> 它的会话
         self.urls: dict[str, str] = {}

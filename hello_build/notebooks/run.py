@@ -2,18 +2,18 @@
 
 - 输出按“全部代码单元格 + 环境指纹 + 版本”存进 :class:`~hello_build.store.Store`，只改文字不重新运行；
 - ``concurrent.futures`` 的线程池同时运行 ``workers`` 本；
-- 测量：页面运行测量代码块之前调用 :meth:`Runner.pause`（等正在运行的笔记本结束、暂不开始新的），之后
-  :meth:`Runner.resume`；含测量单元格的笔记本留到 :meth:`Runner.finish`（页面都执行完了）再运行；
+- 测量：单元格一个一个地运行，每个都先取得 :class:`~hello_build.quiet.Quiet` 的一轮（与页面的代码块共用）——
+  测量单元格独占整台机器，其余的单元格与页面代码并行；等锁的时间不算进笔记本的运行时间；
 - 取消：构建失败时 :meth:`Runner.cancel` 不再开始新的笔记本，并关掉正在运行的内核。
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
 import shutil
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,9 +22,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from hello_build.quiet import Quiet
 from hello_build.store import Store
 
-NOTEBOOK_VERSION = "2"  # 改变笔记本的格式或运行方式时加一，旧的输出缓存随之失效
+NOTEBOOK_VERSION = "3"  # 改变笔记本的格式或运行方式时加一，旧的输出缓存随之失效
 
 
 class NotebookFailed(RuntimeError):
@@ -76,20 +77,17 @@ class Runner:
     run_root: Path  # 每本笔记本在这下面有自己的空目录
     timeout: int  # 单个单元格的秒数上限
     workers: int = 2
+    quiet: Quiet = field(default_factory=Quiet)  # 与页面的代码块共用
     _pool: ThreadPoolExecutor | None = None
     _futures: list[Future] = field(default_factory=list)
-    _deferred: list[Job] = field(default_factory=list)
     _clients: dict[str, NotebookClient] = field(default_factory=dict)
-    _state: threading.Condition = field(default_factory=threading.Condition)
-    _running: int = 0
-    _paused: bool = False
     _cancelled: bool = False
     errors: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------ 调度
 
     def start(self, jobs: list[Job]) -> None:
-        """取自缓存的直接填好输出；其余的交给线程池（含测量单元格的先留着）。"""
+        """取自缓存的直接填好输出；其余的交给线程池。"""
         pending = []
         for job in jobs:
             entry = self.store.read(job.key)
@@ -99,29 +97,11 @@ class Runner:
                 job.seconds, job.cached = entry.get("seconds", 0.0), True
                 write_notebook(job, entry["cells"])
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="notebook")
-        for job in pending:
-            if job.measures:
-                self._deferred.append(job)
-            else:
-                self._futures.append(self._pool.submit(self._run, job))
-
-    def pause(self) -> None:
-        """不再开始新的笔记本，并等正在运行的结束：接下来的测量独占整台机器。"""
-        with self._state:
-            self._paused = True
-            self._state.wait_for(lambda: self._running == 0)
-
-    def resume(self) -> None:
-        with self._state:
-            self._paused = False
-            self._state.notify_all()
+        self._futures += [self._pool.submit(self._run, job) for job in pending]
 
     def finish(self) -> None:
-        """页面都执行完了：运行留到最后的笔记本（它们含测量单元格），等全部结束；有笔记本出错就报错。"""
+        """等全部笔记本运行完；有笔记本出错就报错。"""
         if self._pool is not None:
-            self.resume()
-            self._futures += [self._pool.submit(self._run, job) for job in self._deferred]
-            self._deferred = []
             for future in self._futures:
                 future.result()
             self._futures = []
@@ -130,9 +110,7 @@ class Runner:
 
     def cancel(self) -> None:
         """构建已经失败：不再开始新的笔记本，关掉正在运行的内核，等线程退出。"""
-        with self._state:
-            self._cancelled = True
-            self._state.notify_all()
+        self._cancelled = True
         for client in list(self._clients.values()):
             # nbclient 的内核管理器是异步的，从别的线程关不掉它；直接结束内核进程，nbclient 随即发现内核已死
             process = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
@@ -144,29 +122,38 @@ class Runner:
     # ------------------------------------------------------------ 运行一本
 
     def _run(self, job: Job) -> None:
-        with self._state:
-            self._state.wait_for(lambda: not self._paused or self._cancelled)
-            if self._cancelled or self.errors:
-                return
-            self._running += 1
+        if self._cancelled or self.errors:
+            return
         began = time.perf_counter()
         try:
-            cells = self._execute(job)
+            cells, waited = self._execute(job)
         except Exception as error:
             if not self._cancelled:
                 self.errors.append(str(error))
             return
-        finally:
-            with self._state:
-                self._running -= 1
-                self._state.notify_all()
-        job.seconds, job.ran = time.perf_counter() - began, True
+        job.seconds, job.ran = time.perf_counter() - began - waited, True
         self.store.write(
             job.key, {"cells": cells, "seconds": job.seconds, "produced": time.strftime("%Y-%m-%d %H:%M")}
         )
         write_notebook(job, cells)
 
-    def _execute(self, job: Job) -> list[dict]:
+    async def _cells(self, client: NotebookClient, stderr) -> float:
+        """像 NotebookClient.execute 那样从头到尾运行，只是每个单元格先取得它的一轮；返回等锁的秒数。"""
+        waited = 0.0
+        client.reset_execution_trackers()
+        async with client.async_setup_kernel(stderr=stderr):
+            for index, cell in enumerate(client.nb.cells):
+                if self._cancelled:
+                    raise NotebookFailed("构建已取消")
+                measurement = bool(cell.metadata.get("hello_pytorch", {}).get("measurement"))
+                with self.quiet.turn(measurement) as wait:
+                    waited += wait
+                    await client.async_execute_cell(
+                        cell, index, execution_count=client.code_cells_executed + 1
+                    )
+        return waited
+
+    def _execute(self, job: Job) -> tuple[list[dict], float]:
         run_dir = self.run_root / Path(job.uri).with_suffix("")
         shutil.rmtree(run_dir, ignore_errors=True)  # 每本都从空目录开始，像读者下载后第一次运行
         run_dir.mkdir(parents=True)
@@ -184,7 +171,7 @@ class Runner:
         log = run_dir.parent / f"{run_dir.name}.kernel.log"
         try:
             with log.open("w", encoding="utf-8") as stderr:
-                client.execute(stderr=stderr)
+                waited = asyncio.run(self._cells(client, stderr))
         except Exception as error:
             failed = next(
                 (c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
@@ -206,4 +193,4 @@ class Runner:
                 results.append(
                     {"outputs": json.loads(json.dumps(outputs)), "execution_count": cell.execution_count}
                 )
-        return results
+        return results, waited

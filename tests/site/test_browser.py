@@ -8,10 +8,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import http.server
 import os
+import queue
 import re
 import threading
 from dataclasses import dataclass, field
@@ -224,13 +226,18 @@ def axe_problems(page, contrast: bool = True) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("path", page_urls())
-def test_page_works_offline_renders_and_is_accessible(browser, site_url, path):
+def check_page(browser, base: str, path: str, scheme: str) -> list[str]:
+    """一页的全部检查：离线、图与公式、axe（浅色时再看手机宽度），返回找到的问题。"""
+    name = f"{path or '首页'}（{'深色' if scheme == 'dark' else '浅色'}）"
     try:
-        report, page, context = visit(browser, site_url, path, color_scheme="light")
+        report, page, context = visit(browser, base, path, color_scheme=scheme)
     except Exception as error:  # 等待渲染超时：把已知情况一起报告
-        pytest.fail(f"{path or '首页'} 没有在 20 秒内画完图或排完公式：{error}")
+        return [f"{name} 没有在 20 秒内画完图或排完公式：{error}"]
     try:
+        if scheme == "dark":
+            body = page.get_attribute("body", "data-md-color-scheme")
+            problems = [] if body == "slate" else [f"深色模式没有生效（data-md-color-scheme={body}）"]
+            return problems + axe_problems(page)
         contrast = not path.startswith("notebooks/") or path in CONTRAST_NOTEBOOKS
         problems = report.problems() + axe_problems(page, contrast=contrast)
         # 同一次打开，再看手机宽度：375 像素宽时不能横向滚动
@@ -241,20 +248,61 @@ def test_page_works_offline_renders_and_is_accessible(browser, site_url, path):
         )
         if widths[0] > widths[1]:
             problems.append(f"375px 宽时可以横向滚动：{widths}")
+        return problems
     finally:
         context.close()
+
+
+# 深色模式抽查有图、有公式、有代码和图表的页面
+DARK_PAGES = ["", "part1/ch02_concepts/", "part1/ch05_hello/"]
+# 每页的检查彼此独立，两个浏览器同时查：大部分时间花在浏览器里（排版、axe），两个核都用得上
+WORKERS = 2
+
+
+def check_pages(base: str, items: list[tuple[str, str]], workers: int = WORKERS) -> dict:
+    """{(页面, 配色): 问题}。Playwright 的同步接口不能跨线程共用，所以每个线程启动自己的 Playwright 和 Chromium，
+    从同一个队列里取页面。"""
+    work: queue.Queue = queue.Queue()
+    for item in items:
+        work.put(item)
+
+    def worker() -> dict:
+        found = {}
+        with sync_playwright() as playwright:
+            own = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                while True:
+                    try:
+                        path, scheme = work.get_nowait()
+                    except queue.Empty:
+                        return found
+                    found[path, scheme] = check_page(own, base, path, scheme)
+            finally:
+                own.close()
+
+    results: dict = {}
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for part in pool.map(lambda _: worker(), range(workers)):
+            results.update(part)
+    return results
+
+
+@pytest.fixture(scope="module")
+def page_problems(site_url) -> dict[tuple[str, str], list[str]]:
+    return check_pages(
+        site_url, [(path, "light") for path in page_urls()] + [(path, "dark") for path in DARK_PAGES]
+    )
+
+
+@pytest.mark.parametrize("path", page_urls())
+def test_page_works_offline_renders_and_is_accessible(page_problems, path):
+    problems = page_problems[path, "light"]
     assert not problems, f"{path or '首页'}：\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("path", ["", "part1/ch02_concepts/", "part1/ch05_hello/"])
-def test_dark_palette_is_accessible_too(browser, site_url, path):
-    """深色模式下同样没有严重的无障碍问题（抽查有图、有公式、有代码和图表的页面）。"""
-    _report, page, context = visit(browser, site_url, path, color_scheme="dark")
-    try:
-        assert page.get_attribute("body", "data-md-color-scheme") == "slate"
-        problems = axe_problems(page)
-    finally:
-        context.close()
+@pytest.mark.parametrize("path", DARK_PAGES)
+def test_dark_palette_is_accessible_too(page_problems, path):
+    problems = page_problems[path, "dark"]
     assert not problems, f"{path or '首页'}（深色）：\n" + "\n".join(problems)
 
 
