@@ -9,8 +9,7 @@
   命中的块先不运行，后面有块没命中时再按顺序补跑，保证会话里的变量齐全；
 - 超时：单个代码块超过设定的秒数，就在它里面抛出 :class:`SnippetTimeoutError`；
 - 错误：代码按 snippet 文件里的真实行号编译，回溯（traceback）直接指向 ``snippets/…py`` 的那一行；
-- 测量：带 ``measure="yes"`` 的代码块打印的是测量值（计时、加速比、内存），确定性比较跳过它们；
-  它们独占整台机器运行（:class:`hello_build.quiet.Quiet`，与后台笔记本的单元格共用一把锁）。
+- 测量：带 ``measure="yes"`` 的代码块打印的是测量值（计时、加速比、内存），确定性比较跳过它们。
 """
 
 from __future__ import annotations
@@ -37,7 +36,6 @@ import markdown_exec
 from markupsafe import Markup
 
 from hello_build.dialect import Target, first_line
-from hello_build.quiet import Quiet
 from hello_build.settings import Settings
 from hello_build.store import Store
 
@@ -110,8 +108,6 @@ class Executor:
             tuple[str, str], Session
         ] = {}  # (页面, 会话名) -> 会话：不同页面的同名会话互不相干
         self.failures: list[str] = []
-        # 与后台笔记本共用的锁：测量代码块独占，其余共用（MkDocs 适配层设置；Zensical 没有后台笔记本）
-        self.quiet = Quiet()
 
     # ------------------------------------------------------------ 页面与会话
 
@@ -179,14 +175,12 @@ class Executor:
                 Block(block_id, code, entry["output"], entry["seconds"], True, entry["produced"], measurement)
             )
             return entry["output"]
-        with self.quiet.turn(measurement=False):
-            for pending_code, pending_id in state.pending:  # 补跑前面命中缓存的块，会话里的变量才齐全
-                self._execute(state, pending_code, pending_id)
+        for pending_code, pending_id in state.pending:  # 补跑前面命中缓存的块，会话里的变量才齐全
+            self._execute(state, pending_code, pending_id)
         state.pending.clear()
-        with self.quiet.turn(measurement):
-            start = time.perf_counter()
-            output = self._execute(state, code, block_id)
-            seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        output = self._execute(state, code, block_id)
+        seconds = time.perf_counter() - start
         produced = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         if self.store is not None:
             self.store.write(key, {"output": output, "html": {}, "seconds": seconds, "produced": produced})

@@ -64,7 +64,6 @@ class Site:
             self.settings.cache / "notebooks" / "run",
             self.settings.block_timeout,
             NOTEBOOK_WORKERS,
-            quiet=self.executor.quiet,  # 测量（页面的或笔记本的）独占机器，其余的代码块与单元格并行
         )
         self.jobs: dict[str, Job] = {}  # 页面 -> 它的笔记本
         self.sessions: dict[str, set[str]] = {}  # 页面 -> 它的会话

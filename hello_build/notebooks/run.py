@@ -2,14 +2,11 @@
 
 - 输出按“全部代码单元格 + 环境指纹 + 版本”存进 :class:`~hello_build.store.Store`，只改文字不重新运行；
 - ``concurrent.futures`` 的线程池同时运行 ``workers`` 本；
-- 测量：单元格一个一个地运行，每个都先取得 :class:`~hello_build.quiet.Quiet` 的一轮（与页面的代码块共用）——
-  测量单元格独占整台机器，其余的单元格与页面代码并行；等锁的时间不算进笔记本的运行时间；
 - 取消：构建失败时 :meth:`Runner.cancel` 不再开始新的笔记本，并关掉正在运行的内核。
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import json
@@ -22,10 +19,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from hello_build.quiet import Quiet
 from hello_build.store import Store
 
-NOTEBOOK_VERSION = "3"  # 改变笔记本的格式或运行方式时加一，旧的输出缓存随之失效
+NOTEBOOK_VERSION = "2"  # 改变笔记本的格式或运行方式时加一，旧的输出缓存随之失效
 
 
 class NotebookFailed(RuntimeError):
@@ -77,7 +73,6 @@ class Runner:
     run_root: Path  # 每本笔记本在这下面有自己的空目录
     timeout: int  # 单个单元格的秒数上限
     workers: int = 2
-    quiet: Quiet = field(default_factory=Quiet)  # 与页面的代码块共用
     _pool: ThreadPoolExecutor | None = None
     _futures: list[Future] = field(default_factory=list)
     _clients: dict[str, NotebookClient] = field(default_factory=dict)
@@ -126,34 +121,18 @@ class Runner:
             return
         began = time.perf_counter()
         try:
-            cells, waited = self._execute(job)
+            cells = self._execute(job)
         except Exception as error:
             if not self._cancelled:
                 self.errors.append(str(error))
             return
-        job.seconds, job.ran = time.perf_counter() - began - waited, True
+        job.seconds, job.ran = time.perf_counter() - began, True
         self.store.write(
             job.key, {"cells": cells, "seconds": job.seconds, "produced": time.strftime("%Y-%m-%d %H:%M")}
         )
         write_notebook(job, cells)
 
-    async def _cells(self, client: NotebookClient, stderr) -> float:
-        """像 NotebookClient.execute 那样从头到尾运行，只是每个单元格先取得它的一轮；返回等锁的秒数。"""
-        waited = 0.0
-        client.reset_execution_trackers()
-        async with client.async_setup_kernel(stderr=stderr):
-            for index, cell in enumerate(client.nb.cells):
-                if self._cancelled:
-                    raise NotebookFailed("构建已取消")
-                measurement = bool(cell.metadata.get("hello_pytorch", {}).get("measurement"))
-                with self.quiet.turn(measurement) as wait:
-                    waited += wait
-                    await client.async_execute_cell(
-                        cell, index, execution_count=client.code_cells_executed + 1
-                    )
-        return waited
-
-    def _execute(self, job: Job) -> tuple[list[dict], float]:
+    def _execute(self, job: Job) -> list[dict]:
         run_dir = self.run_root / Path(job.uri).with_suffix("")
         shutil.rmtree(run_dir, ignore_errors=True)  # 每本都从空目录开始，像读者下载后第一次运行
         run_dir.mkdir(parents=True)
@@ -171,7 +150,7 @@ class Runner:
         log = run_dir.parent / f"{run_dir.name}.kernel.log"
         try:
             with log.open("w", encoding="utf-8") as stderr:
-                waited = asyncio.run(self._cells(client, stderr))
+                client.execute(stderr=stderr)
         except Exception as error:
             failed = next(
                 (c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
@@ -193,4 +172,4 @@ class Runner:
                 results.append(
                     {"outputs": json.loads(json.dumps(outputs)), "execution_count": cell.execution_count}
                 )
-        return results, waited
+        return results

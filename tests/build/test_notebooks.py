@@ -163,27 +163,6 @@ def test_failure_names_the_notebook_page_and_error(tmp_path):
     assert "只在笔记本里出错" in str(error.value)
 
 
-def test_a_measurement_cell_waits_for_the_page_and_plain_notebooks_do_not(tmp_path):
-    """页面正在运行一个代码块：普通笔记本照常运行；测量单元格等它结束；等待的时间不算进笔记本的运行时间。"""
-    plain = tiny(tmp_path, "plain", ["print('普通')"])
-    measuring = tiny(tmp_path, "measuring", ["print('计时')", "print('之后')"], measures=True)
-    run = runner(tmp_path)
-    later = Runner(Store(tmp_path / "later"), tmp_path / "later-run", timeout=60, quiet=run.quiet)
-    started = time.perf_counter()
-    with run.quiet.turn(measurement=False):  # 页面的一个代码块正在运行
-        run.start([plain])
-        while not plain.ran and time.perf_counter() - started < 60:
-            time.sleep(0.1)
-        assert plain.ran, "普通笔记本与页面的代码并行"
-        later.start([measuring])
-        time.sleep(10)
-        assert not measuring.ran, "测量单元格要等页面的代码块结束"
-    run.finish()
-    later.finish()
-    assert measuring.ran
-    assert measuring.seconds < 8, f"等锁的 10 秒不算运行时间（记下 {measuring.seconds:.1f} 秒）"
-
-
 def test_cancel_shuts_down_a_running_kernel(tmp_path):
     job = tiny(tmp_path, "long", ["import time; time.sleep(60)"])
     run = runner(tmp_path)
