@@ -111,44 +111,38 @@ def mkdocs_build(
         "HELLO_PYTORCH_COLD": "0" if share_cache else "1",
         **env_extra,
     }
-    if not share_cache:
-        for variable in SESSION_VARIABLES:
-            env.pop(variable, None)
     prefix = OFFLINE_PREFIX if offline else []
-    return subprocess.run(
-        [
-            *prefix,
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "build",
-            "--strict",
-            "-f",
-            str(config),
-            "-d",
-            str(site_dir),
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "mkdocs",
+        "build",
+        "--strict",
+        "-f",
+        str(config),
+        "-d",
+        str(site_dir),
+    ]
+    return _build(command, cwd, env, share_cache, timeout)
 
 
 def zensical_build(
     root: Path, site_dir: Path, share_cache: bool, timeout: int = BUILD_TIMEOUT, **env_extra: str
 ):
     """用 Zensical 严格构建（hello_build.zensical：构建完再放进自带的 Mermaid 与 KaTeX）。"""
-    env = {**os.environ, **env_extra}
+    command = [sys.executable, "-m", "hello_build.zensical", str(site_dir)]
+    return _build(command, root, {**os.environ, **env_extra}, share_cache, timeout)
+
+
+def _build(command: list[str], cwd: Path, env: dict, share_cache: bool, timeout: int):
+    """运行一次构建，stdout 与 stderr 合并；不共用会话缓存时去掉会话的缓存变量（读不到会话里的任何东西）。"""
     if not share_cache:
         for variable in SESSION_VARIABLES:
             env.pop(variable, None)
     return subprocess.run(
-        [sys.executable, "-m", "hello_build.zensical", str(site_dir)],
-        cwd=root,
+        command,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
