@@ -69,3 +69,9 @@ def on_post_build(config):
 def on_build_error(error):
     if _site is not None:
         _site.build_error()
+
+
+def on_shutdown():
+    """构建或预览结束（包括 Ctrl-C，它不触发 on_build_error）：不再开始排队的笔记本，关掉正在运行的内核。"""
+    if _site is not None:
+        _site.build_error()

@@ -200,7 +200,8 @@ class Executor:
         try:
             compiled = compile("\n" * offset + code, filename, "exec")
             limit = _time_limit(self.settings.block_timeout, f"docs/{self.page} 的代码块 {block_id}")
-            with limit, contextlib.redirect_stdout(buffer), _cwd(self.settings.root):
+            # 闹钟在最里层：先解除它，再恢复 stdout 和当前目录，超时信号不会打断恢复
+            with contextlib.redirect_stdout(buffer), _cwd(self.settings.root), limit:
                 exec(compiled, state.module.__dict__)  # 运行的就是本站自己的 snippet
         except Exception as error:
             message = self._describe(error, block_id, target)
@@ -300,19 +301,51 @@ def current() -> Executor:
     return _current
 
 
+def _fail(executor: Executor, message: str, error: Exception) -> None:
+    """superfences 吞掉自定义代码块抛出的任何异常（只放过 SuperFencesException），把代码块当普通文字显示：
+    所以这里的每个错误都记进 failures（MkDocs 适配层据此让构建失败），独立使用时（Zensical）直接抛出。"""
+    from pymdownx.superfences import SuperFencesException
+
+    if isinstance(error, SuperFencesException):
+        raise error
+    executor.failures.append(message)
+    if executor.raise_in_fence:
+        raise SuperFencesException(message) from error
+
+
 def validator(language, inputs, options, attrs, md) -> bool:
-    """markdown_exec.validator，再加上本站的 ``measure`` 选项。"""
-    measure = inputs.pop(MEASURE_OPTION, "no").lower() in ("yes", "on", "true", "1")
-    if not markdown_exec.validator(language, inputs, options, attrs, md):
+    """markdown_exec.validator，再加上本站的 ``measure`` 选项。选项写错（例如 source="abvoe"）也让构建失败。"""
+    try:
+        measure = inputs.pop(MEASURE_OPTION, "no").lower() in ("yes", "on", "true", "1")
+        if not markdown_exec.validator(language, inputs, options, attrs, md):
+            return False
+        options.setdefault("extra", {})[MEASURE_OPTION] = measure
+        return True
+    except Exception as error:
+        executor = current()
+        _fail(
+            executor,
+            f"[页面 docs/{executor.page}] 代码块选项 {inputs} 有错：{type(error).__name__}: {error}",
+            error,
+        )
         return False
-    options.setdefault("extra", {})[MEASURE_OPTION] = measure
-    return True
 
 
 def format(source, language, class_name, options, md, **kwargs) -> str:
     executor = current()
     failures = len(executor.failures)
-    html = executor.format(code=source, md=md, **options)
+    block = options.get("id") or (source.strip().splitlines() or ["（空代码块）"])[0]
+    try:
+        html = executor.format(code=source, md=md, **options)
+    except markdown_exec.ExecutionError:
+        html = ""  # 运行出错：_execute 已经记下了写明出处的错误
+    except Exception as error:
+        _fail(
+            executor,
+            f"[页面 docs/{executor.page}] 代码块 {block} 渲染出错：{type(error).__name__}: {error}",
+            error,
+        )
+        return ""
     if executor.raise_in_fence and len(executor.failures) > failures:
         from pymdownx.superfences import SuperFencesException  # superfences 只让这种异常穿过去
 

@@ -40,7 +40,8 @@ class Settings:
             cold=_flag(environ.get(COLD_ENV), False),
             execute=_flag(environ.get(EXECUTE_ENV), True),
             block_timeout=int(environ.get(TIMEOUT_ENV) or DEFAULT_BLOCK_TIMEOUT_S),  # 0：不限时
-            cache_root=Path(environ[CACHE_ENV]) if environ.get(CACHE_ENV) else None,
+            # 绝对路径：笔记本内核在自己的目录里运行，相对路径在那里会指到别处
+            cache_root=Path(environ[CACHE_ENV]).resolve() if environ.get(CACHE_ENV) else None,
             **config,
         )
 

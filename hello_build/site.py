@@ -136,10 +136,13 @@ class Site:
 
     def pre_page(self, page) -> None:
         if self._is_notebook(page):  # mkdocs-jupyter 按文件内容查它的缓存之前，等后台把笔记本都运行完、写好
-            try:
-                self.runner.finish()
-            except NotebookFailed as error:
-                raise PluginError(str(error)) from error
+            self._finish_notebooks()
+
+    def _finish_notebooks(self) -> None:
+        try:
+            self.runner.finish()
+        except NotebookFailed as error:
+            raise PluginError(str(error)) from error
 
     # ------------------------------------------------------------ 页面
 
@@ -233,6 +236,7 @@ class Site:
         self.runner.cancel()  # 构建已经失败：不再开始新的笔记本，关掉正在运行的内核
 
     def post_build(self, config) -> None:
+        self._finish_notebooks()  # --dirty 构建可能一个笔记本页面都没渲染：这里同样要等笔记本、报告它们的错误
         site = Path(config.site_dir)
         pages = {src: self._blocks(src) for src in self.sessions}
         (site / "exec-manifest.json").write_text(report.manifest(pages), encoding="utf-8")

@@ -137,6 +137,7 @@ class Runner:
         shutil.rmtree(run_dir, ignore_errors=True)  # 每本都从空目录开始，像读者下载后第一次运行
         run_dir.mkdir(parents=True)
         nb = nbformat.from_dict(copy.deepcopy(job.nb))
+        started: dict = {}  # 正在运行的单元格：超时、内核死掉时没有错误输出，靠它说出是哪一格
         client = NotebookClient(
             nb,
             kernel_name="python3",
@@ -144,6 +145,7 @@ class Runner:
             allow_errors=False,
             record_timing=False,
             resources={"metadata": {"path": str(run_dir)}},
+            on_cell_start=lambda cell, cell_index: started.update(cell=cell),
         )
         self._clients[job.uri] = client
         # 内核进程自己的日志（不是单元格的输出）写进文件，不混进构建输出；出错时附在错误信息里
@@ -154,7 +156,7 @@ class Runner:
         except Exception as error:
             failed = next(
                 (c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))),
-                None,
+                started.get("cell"),
             )
             where = (failed or {}).get("metadata", {}).get("hello_pytorch", {}).get("include", "准备单元格")
             raise NotebookFailed(

@@ -210,6 +210,24 @@ def test_standalone_fence_raises_so_the_build_fails(root):
     execute.use(None)
 
 
+@pytest.mark.parametrize(
+    "options",
+    ['source="abvoe"', 'width="80px"'],  # 渲染时出错 / 检查选项时出错
+)
+def test_a_wrong_option_fails_instead_of_showing_the_block_as_text(root, options):
+    """superfences 吞掉自定义代码块的异常、把块当普通文字显示；选项写错也必须让构建失败。"""
+    from pymdownx.superfences import SuperFencesException
+
+    page = f'```python exec="on" session="x" {options}\n--8<-- "snippets/x.py:define"\n```\n'
+    with pytest.raises(SuperFencesException, match=r"docs/x\.md"):
+        _markdown(root, make(root)).convert(page)
+    quiet = make(root)
+    quiet.raise_in_fence = False
+    _markdown(root, quiet).convert(page)
+    assert quiet.failures and "docs/x.md" in quiet.failures[0]
+    execute.use(None)
+
+
 def test_same_session_name_on_two_pages_shares_nothing(root):
     executor = make(root)
     run(executor, "define")

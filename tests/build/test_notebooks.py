@@ -163,6 +163,16 @@ def test_failure_names_the_notebook_page_and_error(tmp_path):
     assert "只在笔记本里出错" in str(error.value)
 
 
+def test_a_cell_whose_kernel_dies_is_named(tmp_path):
+    """内核死掉（例如内存不够被杀）时单元格里没有错误输出：报错仍要说出是哪一格，而不是“准备单元格”。"""
+    job = tiny(tmp_path, "dies", ["print('先')", "import os; os._exit(1)"])
+    job.nb["cells"][1]["metadata"]["hello_pytorch"]["include"] = "snippets/dies.py:exit"
+    run = runner(tmp_path)
+    run.start([job])
+    with pytest.raises(NotebookFailed, match=r"snippets/dies\.py:exit"):
+        run.finish()
+
+
 def test_cancel_shuts_down_a_running_kernel(tmp_path):
     job = tiny(tmp_path, "long", ["import time; time.sleep(60)"])
     run = runner(tmp_path)

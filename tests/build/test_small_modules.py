@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hello_build import assets, search, settings, slugs
@@ -15,6 +17,8 @@ def test_settings_read_flags_from_the_environment(tmp_path):
     assert read(tmp_path, {"HELLO_PYTORCH_EXECUTE": "0"}).execute is False
     assert read(tmp_path, {"HELLO_PYTORCH_BLOCK_TIMEOUT": "7"}).block_timeout == 7
     assert read(tmp_path, {}, site_url="https://x.io/site").site_root == "https://x.io/site/"
+    # 相对的缓存目录按构建开始时的当前目录解析：笔记本内核在别的目录里运行，也要指到同一个地方
+    assert read(tmp_path, {"HELLO_PYTORCH_CACHE": "rel/cache"}).cache == Path.cwd() / "rel" / "cache"
 
 
 def test_glossary_terms_are_the_chinese_terms_of_the_table(tmp_path):
