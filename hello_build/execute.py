@@ -228,7 +228,10 @@ class Executor:
             return markdown_exec.base_format(language="python", run=self.run, **kwargs)
         state = self.session(session, kwargs.get("id"))
         options = {name: kwargs.get(name) for name in _RENDER_OPTIONS}
-        signature = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        # 渲染结果还取决于 Markdown 扩展的配置（例如 pymdownx.highlight 的选项）：它们也进签名
+        signature = hashlib.sha256(
+            json.dumps([options, markdown_config(kwargs["md"])], sort_keys=True, default=_stable).encode()
+        ).hexdigest()[:16]
         key = self._key(state.chain, code)
         entry = self._read(key)
         if entry is not None and signature in entry["html"]:
@@ -241,6 +244,23 @@ class Executor:
                 entry["html"][signature] = str(markup)
                 self.store.write(key, {k: v for k, v in entry.items() if k != "sha256"})
         return markup
+
+
+def _stable(value) -> str:
+    """配置里的函数与对象：按名字而不是内存地址写出，签名才在两次构建之间相同。"""
+    if callable(value):
+        return (
+            f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+        )
+    return type(value).__qualname__
+
+
+def markdown_config(md) -> list:
+    """这个 Markdown 实例里每个扩展的类名和配置（Python-Markdown 的公开接口 ``getConfigs``）。"""
+    return [
+        [f"{type(ext).__module__}.{type(ext).__qualname__}", ext.getConfigs()]
+        for ext in md.registeredExtensions
+    ]
 
 
 def _module_name(session: str) -> str:

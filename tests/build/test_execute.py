@@ -186,6 +186,18 @@ def test_the_custom_fence_runs_and_caches_rendered_html(root):
     execute.use(None)
 
 
+def test_a_markdown_config_change_is_not_served_from_the_html_cache(root):
+    """同一个代码块，Markdown 扩展的配置变了（这里：代码高亮加行号），缓存的 HTML 不能再用。"""
+    page = '```python exec="on" session="x" source="above"\n--8<-- "snippets/x.py:define"\n```\n'
+    plain = _markdown(root, make(root)).convert(page)
+    again = _markdown(root, make(root)).convert(page)
+    assert again == plain, "配置没变：同样的 HTML（签名在两个 Markdown 实例之间相同）"
+    numbered = _markdown(root, make(root))
+    numbered.registerExtensions(["pymdownx.highlight"], {"pymdownx.highlight": {"linenums": True}})
+    assert numbered.convert(page) != plain, "配置变了：重新渲染，而不是取用旧的 HTML"
+    execute.use(None)
+
+
 def test_measure_option_marks_the_block(root):
     page = '```python exec="on" session="x" measure="yes"\n--8<-- "snippets/x.py:define"\n```\n'
     executor = make(root)
