@@ -1,7 +1,7 @@
 """缓存与产物在真正的构建里：执行缓存的接线、snippet 存下的结果跟着代码走、冷构建不读任何旧东西、每页有页脚。
 
 这些测试用临时小站点（本项目的 mkdocs.yml、hooks.py 与构建包），缓存在各自的临时目录里。缓存本身的规则
-（键、校验和、补跑、清理）由 tests/build 下的单元测试检查。
+（键、校验和、补跑、清理）由 tests/hello_build 下的单元测试检查。
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def site(throwaway, tmp_path):
 
 
 def test_the_cache_is_wired_into_real_builds(site, throwaway):
-    """真正的构建里，执行缓存怎样用：键怎样算、坏条目怎样处理由 tests/build 的单元测试检查，这里只检查接线。
+    """真正的构建里，执行缓存怎样用：键怎样算、坏条目怎样处理由 tests/hello_build 的单元测试检查，这里只检查接线。
 
     冷构建全部运行；什么都没改的热构建一块都不运行、页面与冷构建相同；只改文字不运行；改一个 snippet 只重新运行
     那一页（前面取自缓存的块先补跑）；旧条目被清掉；只渲染的构建（速度基准用）什么都不运行、也不动缓存。"""

@@ -1,7 +1,7 @@
 """坏输入必须让构建变红，并且说清楚错在哪里。
 
 端到端的几条在临时目录里搭一个小站点：本项目的 mkdocs.yml、hooks.py 与构建包原样复制过去，只换掉导航（nav）
-和页面，所以测的就是本项目的真实配置。缺文件、缺片段、包含越界等由 tests/build/test_markdown_config.py 直接用
+和页面，所以测的就是本项目的真实配置。缺文件、缺片段、包含越界等由 tests/hello_build/test_markdown_config.py 直接用
 mkdocs.yml 的 Markdown 配置检查，不必构建整个网站。
 """
 

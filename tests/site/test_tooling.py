@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -71,3 +72,19 @@ def test_pages_workflow_tests_builds_publishes_and_pushes_the_notebooks():
     assert any(
         str(s.get("uses", "")).startswith("actions/deploy-pages@") for j in jobs.values() for s in _steps(j)
     )
+
+
+def test_pytest_collects_every_test_file():
+    """pytest 默认不进入名叫 build、dist 等的目录（norecursedirs）：构建包的单元测试曾经放在 tests/build/ 里，
+    从来没有运行过。这里让 pytest 自己列出它收集的文件，与 tests/ 下的全部 test_*.py 对比。"""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HELLO_PYTORCH_PREFETCH": "0"},
+    )
+    collected = {line.split("::")[0] for line in listed.stdout.splitlines() if "::" in line}
+    on_disk = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")}
+    assert on_disk - collected == set(), f"pytest 没有收集这些测试文件：{sorted(on_disk - collected)}"

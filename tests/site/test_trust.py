@@ -1,7 +1,7 @@
 """可信的构建：确定、离线、有时限、不提交执行结果。
 
 每条保证一个（或几个）测试；去掉那条保证，对应的测试就会失败。输出安全、包含受限见
-tests/build/test_markdown_config.py，代码块的时限与出错信息见 tests/build/test_execute.py 和 test_failures.py。
+tests/hello_build/test_markdown_config.py，代码块的时限与出错信息见 tests/hello_build/test_execute.py 和 test_failures.py。
 """
 
 from __future__ import annotations
