@@ -66,6 +66,24 @@ def add_ids(markdown: str) -> str:
     return EXEC_FENCE.sub(label, markdown)
 
 
+# 代码块选项 measure="yes"：这一块打印测量值（计时、加速比、内存），本站测量值的唯一标记。确定性比较跳过它；
+# 笔记本里构建时不运行它（带 skip-execution 标签），所以后面不带 measure 的块不能用它定义的变量。
+# 测量时笔记本内核不和页面抢 CPU：内核以最低优先级运行（见 hello_build/notebooks/run.py）。
+MEASURE_OPTION = "measure"
+MEASURE_VALUES = {"no": False, "yes": True}
+_MEASURE = re.compile(r'\bmeasure="([^"]*)"')
+
+
+def measure_option(value: str | bool | None) -> bool:
+    """选项 measure 的值 -> 是否打印测量值；别的值让构建失败（写错的选项不能悄悄当成“不是测量”）。"""
+    if isinstance(value, bool):  # 已经解析过（验证器把结果交给运行器）
+        return value
+    flag = MEASURE_VALUES.get((value or "no").strip().lower())
+    if flag is None:
+        raise ValueError(f'measure="{value}" 无效：只能是 "yes"（这一块打印测量值）或不写')
+    return flag
+
+
 @dataclass(frozen=True)
 class ExecBlock:
     """页面里的一个执行代码块：包含哪个片段、属于哪个会话、是否打印测量值（选项 measure="yes"）。"""
@@ -81,14 +99,14 @@ def exec_blocks(markdown: str) -> list[ExecBlock]:
         ExecBlock(
             Target.parse(m["target"]),
             session[1] if (session := SESSION.search(m["info"])) else "",
-            bool(re.search(r'\bmeasure="(?:yes|on|true|1)"', m["info"])),
+            measure_option(measure[1] if (measure := _MEASURE.search(m["info"])) else None),
         )
         for m in EXEC_FENCE.finditer(markdown)
     ]
 
 
 def measured_targets(markdown: str) -> frozenset[str]:
-    """打印测量值的执行代码块包含的目标。"""
+    """打印测量值（measure="yes"）的执行代码块包含的目标。"""
     return frozenset(str(block.target) for block in exec_blocks(markdown) if block.measure)
 
 

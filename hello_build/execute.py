@@ -35,12 +35,11 @@ from pathlib import Path
 import markdown_exec
 from markupsafe import Markup
 
-from hello_build.dialect import Target, first_line
+from hello_build.dialect import MEASURE_OPTION, Target, first_line, measure_option
 from hello_build.settings import Settings
 from hello_build.store import Store
 
 CACHE_VERSION = "2"  # 改变执行方式或缓存格式时加一，旧缓存随之全部失效
-MEASURE_OPTION = "measure"  # 代码块选项：measure="yes" 表示它打印测量值
 
 
 class SnippetTimeoutError(TimeoutError):
@@ -164,7 +163,7 @@ class Executor:
         if not self.settings.execute:
             return ""
         state = self.session(session, id)
-        measurement = bool(extra.pop(MEASURE_OPTION, False))
+        measurement = measure_option(extra.pop(MEASURE_OPTION, None))
         key = self._key(state.chain, code)
         state.chain = key
         block_id = id or f"#{len(state.blocks) + 1}"
@@ -334,12 +333,14 @@ def _fail(executor: Executor, message: str, error: Exception) -> None:
 
 
 def validator(language, inputs, options, attrs, md) -> bool:
-    """markdown_exec.validator，再加上本站的 ``measure`` 选项。选项写错（例如 source="abvoe"）也让构建失败。"""
+    """markdown_exec.validator，再加上本站的 ``measure`` 选项（见 :func:`hello_build.dialect.measure_option`）。
+    选项写错（例如 source="abvoe"、measure="on"）也让构建失败。"""
     try:
-        measure = inputs.pop(MEASURE_OPTION, "no").lower() in ("yes", "on", "true", "1")
+        measure = measure_option(inputs.pop(MEASURE_OPTION, None))
         if not markdown_exec.validator(language, inputs, options, attrs, md):
             return False
-        options.setdefault("extra", {})[MEASURE_OPTION] = measure
+        # 写成 "yes"/"no"：markdown-exec 把 extra 写回它为显示源码生成的代码块选项里，再经过这个验证器
+        options["extra"] = {**options.get("extra", {}), MEASURE_OPTION: "yes" if measure else "no"}
         return True
     except Exception as error:
         executor = current()

@@ -51,6 +51,15 @@ def pytest_collection_finish(session):
         )
 
 
+COLLECTED = pytest.StashKey[
+    set
+]()  # 本次会话收集到的测试文件（相对仓库根目录），tests/site/test_tooling.py 用
+
+
+def pytest_itemcollected(item):
+    item.config.stash.setdefault(COLLECTED, set()).add(item.path.relative_to(ROOT).as_posix())
+
+
 def pytest_unconfigure(config):
     if _prefetch is not None and _prefetch.poll() is None:
         os.killpg(_prefetch.pid, signal.SIGKILL)

@@ -109,6 +109,13 @@ sys.path.insert(0, str(Path("{folder}").resolve()))
 """
 
 
+SKIP_TAG = "skip-execution"  # nbclient 认的标签：构建时不运行这一格
+MEASUREMENT_NOTE = (
+    "> **计时单元格**：下面这一格打印的是在运行它的机器上量出的时间，每台机器、每次运行都不同。"
+    "构建网站时笔记本里不运行它（所以没有输出）；网页上的数字是构建网站时量的，量的时候后台运行的笔记本以最低优先级让路。运行它，看看你的机器上是多少。"
+)
+
+
 @dataclass(frozen=True)
 class PageSource:
     """生成一本笔记本需要知道的一切。"""
@@ -260,7 +267,12 @@ def make_notebook(source: PageSource) -> dict:
             magic = "" if item[2] == "text" else f"%%display_as {item[2]}\n"
             metadata = {"role": "snippet", "include": item[1], "output": item[2]}
             if item[1] in source.measured:
+                # 计时只对运行它的那台机器有意义：构建时不运行这一格（nbclient 跳过带 skip-execution 标签的单元格），
+                # 网页上的数字是构建时量的（后台的笔记本让路）；读者运行它，得到自己机器上的数字
                 metadata["measurement"] = True
+                add("markdown", MEASUREMENT_NOTE)
+                add("code", magic + code, hello_pytorch=metadata, tags=[SKIP_TAG])
+                continue
             add("code", magic + code, hello_pytorch=metadata)
         else:
             target = Target.parse(item[1])

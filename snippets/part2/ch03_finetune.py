@@ -209,7 +209,7 @@ def milliseconds_per_step(variant: str, steps: int = TIMED_STEPS) -> float:
     return 1000 * sorted(times)[len(times) // 2]
 
 
-print("计时（每次构建不同；测量时构建不运行别的任务）：")
+print("计时（每次构建不同；测量时后台的笔记本让路）：")
 for variant, label in LABELS.items():
     print(f"  {label}：每个训练步 {milliseconds_per_step(variant):.1f} 毫秒（{TIMED_STEPS} 步的中位数）")
 # --8<-- [end:compare_timing]

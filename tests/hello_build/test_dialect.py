@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import markdown
+import pytest
 
 from hello_build import dialect
 
@@ -83,6 +84,12 @@ def test_sessions_targets_and_measurements():
         ("snippets/x.py:t", "s", True),
     ]
     assert dialect.measured_targets(page) == {"snippets/x.py:t"}
+
+
+@pytest.mark.parametrize("value", ["on", "maybe", "take"])
+def test_an_unknown_measure_value_is_an_error(value):
+    with pytest.raises(ValueError, match="measure"):
+        dialect.exec_blocks(FENCE.replace('result="text"', f'measure="{value}"'))
 
 
 def test_segments_split_prose_code_and_boxes():

@@ -224,7 +224,7 @@ def test_standalone_fence_raises_so_the_build_fails(root):
 
 @pytest.mark.parametrize(
     "options",
-    ['source="abvoe"', 'width="80px"'],  # 渲染时出错 / 检查选项时出错
+    ['source="abvoe"', 'width="80px"', 'measure="maybe"'],  # 渲染时出错 / 检查选项时出错 / 本站的选项写错
 )
 def test_a_wrong_option_fails_instead_of_showing_the_block_as_text(root, options):
     """superfences 吞掉自定义代码块的异常、把块当普通文字显示；选项写错也必须让构建失败。"""

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from hello_build.notebooks.build import PageSource, make_notebook, pins_from
-from hello_build.notebooks.run import Job, NotebookFailed, Runner, output_key
+from hello_build.notebooks.run import Job, NotebookFailed, Runner, kernel_process_group, output_key
 from hello_build.store import Store
 
 PAGE = """\
@@ -82,6 +85,10 @@ def test_page_becomes_a_valid_notebook_in_page_order(source):
     assert code[5]["source"] == '%%display_as markdown\nprint("二")'
     assert code[5]["metadata"]["hello_pytorch"]["measurement"] is True
     assert "measurement" not in code[4]["metadata"]["hello_pytorch"]
+    # 打印测量值的单元格构建时不运行（nbclient 跳过 skip-execution），前面有一段说明告诉读者为什么没有输出
+    assert code[5]["metadata"]["tags"] == ["skip-execution"] and "tags" not in code[4]["metadata"]
+    before = nb["cells"][nb["cells"].index(code[5]) - 1]
+    assert before["cell_type"] == "markdown" and "计时单元格" in before["source"]
     assert json.dumps(source.pins) in code[0]["source"]
 
 
@@ -186,3 +193,98 @@ def test_cancel_shuts_down_a_running_kernel(tmp_path):
     run._pool.shutdown(wait=True)
     assert time.time() - started < 20, "取消要关掉内核，而不是等它跑完 60 秒"
     assert not job.ran and not run.errors
+
+
+def _state(pid: int) -> str:
+    """/proc/<pid>/stat 的进程状态：T 是被暂停（SIGSTOP）。"""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2]
+
+
+def _wait_for(condition, seconds=30.0):
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, "等待超时"
+        time.sleep(0.05)
+
+
+def _spin(seconds_of_work: int = 3_000_000) -> float:
+    """一段纯 CPU 的计算，返回用了多少秒（墙上时间）。"""
+    start = time.perf_counter()
+    total = 0
+    for i in range(seconds_of_work):
+        total += i * i
+    return time.perf_counter() - start
+
+
+def test_kernels_give_way_to_the_page_so_measurements_are_not_disturbed(tmp_path):
+    """内核和它的子进程以最低优先级运行：页面（这里是测试进程）和一个忙着计算的内核挤在同一个核上时，页面的计算
+    几乎和独占这个核一样快——页面上量的时间不受后台笔记本影响。"""
+    marker = tmp_path / "child.pid"
+    busy = tiny(
+        tmp_path,
+        "busy",
+        [
+            "import os, subprocess, sys, time\n"
+            "os.sched_setaffinity(0, {0})\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            f"open({str(marker)!r}, 'w').write(str(child.pid))\n"
+            "end = time.time() + 8\n"
+            "while time.time() < end:\n"
+            "    pass\n"
+            "child.kill()\nprint('完成')"
+        ],
+    )
+    own = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {0})
+    try:
+        alone = min(_spin() for _ in range(3))
+        run = runner(tmp_path, workers=1)
+        run.start([busy])
+        _wait_for(lambda: marker.exists() and marker.read_text())
+        kernel = run._clients[busy.uri].km.provisioner.process.pid
+        child = int(marker.read_text())
+        assert os.getpriority(os.PRIO_PROCESS, kernel) == 19, "内核应以最低优先级运行"
+        assert os.getpriority(os.PRIO_PROCESS, child) == 19, "内核启动的子进程也一样"
+        shared = min(_spin() for _ in range(3))
+    finally:
+        os.sched_setaffinity(0, own)
+    run.finish()
+    assert busy.ran
+    assert shared < 1.3 * alone, f"和内核挤在一个核上用了 {shared:.3f} 秒，独占时 {alone:.3f} 秒"
+
+
+def test_skip_execution_cells_are_not_run(tmp_path):
+    job = tiny(tmp_path, "skips", ["raise RuntimeError('打印测量值的格子不该在构建时运行')", "print('照常')"])
+    job.nb["cells"][0]["metadata"]["tags"] = ["skip-execution"]
+    run = runner(tmp_path)
+    run.start([job])
+    run.finish()
+    written = json.loads(job.path.read_text(encoding="utf-8"))
+    assert written["cells"][0]["outputs"] == [] and "照常" in "".join(
+        written["cells"][1]["outputs"][0]["text"]
+    )
+
+
+def test_the_kernel_process_group_is_never_our_own(monkeypatch):
+    """万一内核和构建同在一个进程组，暂停或结束它就会连构建一起暂停：这时不给出进程组。"""
+    process = subprocess.Popen(["sleep", "30"])  # 与测试进程同组
+
+    class Client:
+        class km:
+            class provisioner:
+                pass
+
+    Client.km.provisioner.process = process
+    try:
+        assert kernel_process_group(Client()) is None
+    finally:
+        process.kill()
+        process.wait()
+    own = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    Client.km.provisioner.process = own
+    try:
+        assert kernel_process_group(Client()) == own.pid
+    finally:
+        own.kill()
+        own.wait()

@@ -147,7 +147,8 @@ def assert_same_outputs(nb, manifest, page, where: str) -> None:
     for cell, (block_id, expected) in zip(snippet_cells(nb), _expected_outputs(manifest, page), strict=True):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert not errors, f"{where} {page} 的 {block_id} 出错：{errors}"
-        if expected is None:  # measure="yes" 的代码块打印测量值，每次运行都不同
+        if expected is None:  # measure="yes" 的代码块打印测量值：只在页面上量，笔记本里构建时不运行它
+            assert cell.execution_count is None and not cell.outputs, f"{where} {page} 的 {block_id} 不该运行"
             continue
         assert printed(cell).rstrip() == expected.rstrip(), (
             f"{where} {page} 的 {block_id} 输出与页面不同：\n笔记本：{printed(cell)[:500]!r}\n页面：{expected[:500]!r}"
@@ -157,7 +158,12 @@ def assert_same_outputs(nb, manifest, page, where: str) -> None:
 @pytest.mark.parametrize("page", code_pages())
 def test_built_notebook_has_the_pages_outputs(downloaded, manifest, page):
     nb = downloaded[page]
-    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    skipped = [c for c in code if "skip-execution" in c.metadata.get("tags", [])]
+    assert all(c.metadata["hello_pytorch"].get("measurement") for c in skipped), (
+        "只有打印测量值的单元格不运行"
+    )
+    counts = [c.execution_count for c in code if c not in skipped]
     assert counts == list(range(1, len(counts) + 1)), f"{page}：应在一个内核里从上到下依次运行，实际 {counts}"
     stderr = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.get("name") == "stderr"]
     assert not stderr, f"{page}：读者会看到警告输出：{stderr[:2]}"

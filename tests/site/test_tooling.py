@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import COLLECTED, ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -74,17 +73,16 @@ def test_pages_workflow_tests_builds_publishes_and_pushes_the_notebooks():
     )
 
 
-def test_pytest_collects_every_test_file():
+def test_pytest_collects_every_test_file(request):
     """pytest 默认不进入名叫 build、dist 等的目录（norecursedirs）：构建包的单元测试曾经放在 tests/build/ 里，
-    从来没有运行过。这里让 pytest 自己列出它收集的文件，与 tests/ 下的全部 test_*.py 对比。"""
-    listed = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "HELLO_PYTORCH_PREFETCH": "0"},
-    )
-    collected = {line.split("::")[0] for line in listed.stdout.splitlines() if "::" in line}
-    on_disk = {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py")}
+    从来没有运行过。本次会话收集到的文件（conftest 在收集时记下，-k 取消选中之前）与要测的目录下的全部
+    test_*.py 对比。"""
+    roots = [(ROOT / arg.split("::")[0]).resolve() for arg in request.config.args]
+    collected = request.config.stash[COLLECTED]
+    on_disk = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "tests").rglob("test_*.py")
+        if any(p == root or p.is_relative_to(root) for root in roots)
+    }
+    assert on_disk, "要测的目录下应当有测试文件"
     assert on_disk - collected == set(), f"pytest 没有收集这些测试文件：{sorted(on_disk - collected)}"
