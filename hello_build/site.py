@@ -7,44 +7,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import shutil
 from pathlib import Path
 
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, InclusionLevel
 
-from hello_build import assets, compat, dialect, execute, report, search
+from hello_build import artefacts, assets, compat, dialect, execute, report, search
 from hello_build.notebooks import links
 from hello_build.notebooks.build import PageSource, make_notebook, pins_from
 from hello_build.notebooks.run import Job, NotebookFailed, Runner, output_key, write_notebook
-from hello_build.settings import ARTEFACTS_ENV, INDUCTOR_ENV, Settings
+from hello_build.settings import Settings
 from hello_build.store import Store
 
 log = logging.getLogger("mkdocs.hooks")
 
-# 构建中被重复使用的产物，都在 .cache/ 下：冷构建开始时全部删掉，本次构建不读任何在它开始之前写下的东西
-ARTEFACT_DIRS = {ARTEFACTS_ENV: "artefacts", INDUCTOR_ENV: "inductor"}  # 子进程通过环境变量找到它们
-COLD_WIPED = ("exec", "artefacts", "inductor", "notebooks")
 NOTEBOOK_CSS = "assets/notebooks/jupyter.css"
 NOTEBOOK_WORKERS = 2
-
-
-def prepare_artefacts(settings: Settings) -> None:
-    """冷构建先删掉本站在 .cache/ 下的全部产物；再把产物目录告诉 snippet 和子进程。调用者事先用环境变量指定了
-    别的目录时（测试会话就是这样，每次会话一个新目录），那个目录由调用者负责，构建不删它。"""
-    cache = settings.cache
-    if settings.cold and settings.execute:
-        for name in COLD_WIPED:
-            owner = next((v for v, n in ARTEFACT_DIRS.items() if n == name), None)
-            if owner is None or Path(os.environ.get(owner, cache / name)) == cache / name:
-                shutil.rmtree(cache / name, ignore_errors=True)
-        shutil.rmtree(
-            settings.root / ".cache" / "mkdocs-jupyter", ignore_errors=True
-        )  # mkdocs.yml 里配置的位置
-    for variable, name in ARTEFACT_DIRS.items():
-        os.environ.setdefault(variable, str(cache / name))
 
 
 class Site:
@@ -53,7 +32,7 @@ class Site:
         self.settings = Settings.read(
             root, site_url=config.site_url or "", repo_url=config.repo_url or "", dirty=dirty
         )
-        prepare_artefacts(self.settings)
+        artefacts.prepare(self.settings)
         self.executor = execute.Executor(
             self.settings, Store(self.settings.cache / "exec"), raise_in_fence=False
         )
@@ -121,7 +100,7 @@ class Site:
         if not self.settings.execute:  # 只渲染：笔记本照样生成，只是没有输出
             for job in self.jobs.values():
                 write_notebook(job, None)
-        else:  # 冷构建时输出缓存已经删掉了（prepare_artefacts），全部重新运行
+        else:  # 冷构建时输出缓存已经删掉了（artefacts.prepare），全部重新运行
             self.runner.start(list(self.jobs.values()))
         return files
 

@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hello_build import assets
+from hello_build import artefacts, assets
+from hello_build.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_DIR_ENV = "HELLO_PYTORCH_SITE_DIR"  # mkdocs.yml 的 site_dir 从这里取（两个工具都认 !ENV）
@@ -19,6 +20,7 @@ SITE_DIR_ENV = "HELLO_PYTORCH_SITE_DIR"  # mkdocs.yml 的 site_dir 从这里取�
 
 def build(site_dir: Path, root: Path = ROOT) -> subprocess.CompletedProcess:
     site_dir = site_dir.resolve()
+    artefacts.prepare(Settings.read(root))  # 冷构建（HELLO_PYTORCH_COLD=1）同样先删掉全部旧产物
     env = {
         **os.environ,
         SITE_DIR_ENV: str(site_dir),

@@ -1,7 +1,9 @@
-"""hello_build 的小模块：settings、search、assets、slugs。"""
+"""hello_build 的小模块：settings、search、assets、slugs、artefacts。"""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,61 @@ def test_assets_list_everything_and_say_how_to_get_it(tmp_path):
 def test_one_slug_rule_keeps_chinese():
     assert slugs.slugify("3.3 公平的比较怎么做", "-") == "33-公平的比较怎么做"
     assert slugs.slugify("`torch.compile`：编译", "-") == "torchcompile编译"
+
+
+# ---------------------------------------------------------------- artefacts：冷构建删掉旧产物
+
+
+def _stale(cache: Path) -> list[Path]:
+    files = [cache / name / "old.txt" for name in ("exec", "artefacts", "inductor", "notebooks", "keep")]
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("旧的")
+    return files
+
+
+@pytest.mark.parametrize("cold", [True, False])
+def test_a_cold_build_wipes_every_artefact_and_a_warm_one_keeps_them(tmp_path, monkeypatch, cold):
+    from hello_build import artefacts
+    from hello_build.settings import ARTEFACTS_ENV, INDUCTOR_ENV, Settings
+
+    monkeypatch.delenv(ARTEFACTS_ENV, raising=False)
+    monkeypatch.delenv(INDUCTOR_ENV, raising=False)
+    files = _stale(tmp_path / "cache")
+    artefacts.prepare(Settings(root=tmp_path, cold=cold, cache_root=tmp_path / "cache"))
+    assert [p.exists() for p in files] == ([False] * 4 + [True] if cold else [True] * 5)
+    assert os.environ[ARTEFACTS_ENV] == str(tmp_path / "cache" / "artefacts"), "子进程从环境变量找到产物目录"
+
+
+def test_a_directory_the_caller_chose_is_not_wiped(tmp_path, monkeypatch):
+    from hello_build import artefacts
+    from hello_build.settings import ARTEFACTS_ENV, INDUCTOR_ENV, Settings
+
+    elsewhere = tmp_path / "session-artefacts"
+    (elsewhere / "x.pt").parent.mkdir(parents=True)
+    (elsewhere / "x.pt").write_text("会话的")
+    monkeypatch.setenv(ARTEFACTS_ENV, str(elsewhere))
+    monkeypatch.delenv(INDUCTOR_ENV, raising=False)
+    artefacts.prepare(Settings(root=tmp_path, cold=True, cache_root=tmp_path / "cache"))
+    assert (elsewhere / "x.pt").exists() and os.environ[ARTEFACTS_ENV] == str(elsewhere)
+
+
+def test_a_cold_zensical_build_also_wipes_old_artefacts(tmp_path, monkeypatch):
+    """Zensical 没有钩子：它的冷构建由 hello_build.zensical 在调用 zensical 之前清掉旧产物。"""
+    from hello_build import zensical
+    from hello_build.settings import ARTEFACTS_ENV, CACHE_ENV, COLD_ENV, INDUCTOR_ENV
+
+    monkeypatch.delenv(ARTEFACTS_ENV, raising=False)
+    monkeypatch.delenv(INDUCTOR_ENV, raising=False)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(COLD_ENV, "1")
+    files = _stale(tmp_path / "cache")
+    seen = {}
+
+    def fake_run(command, **kwargs):
+        seen["exists"] = [p.exists() for p in files]
+        return subprocess.CompletedProcess(command, 1)
+
+    monkeypatch.setattr(zensical.subprocess, "run", fake_run)
+    assert zensical.build(tmp_path / "site", root=tmp_path).returncode == 1
+    assert seen["exists"] == [False] * 4 + [True], "调用 zensical 之前，旧产物已经删掉"

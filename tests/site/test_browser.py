@@ -1,7 +1,7 @@
 """在真实浏览器（Debian 的 Chromium，由 Playwright 驱动）里检查构建出的每一页。
 
 每一页：不向本站以外的主机发任何请求；没有控制台错误和未捕获的异常；每个 Mermaid 图都画成了 SVG；
-每个公式都排版了；没有图或公式的页面不加载 Mermaid / KaTeX；axe-core 查不出严重的无障碍问题；
+每个公式都排版了；没有图或公式的页面不加载 Mermaid / KaTeX；axe-core 查不出严重的无障碍问题（每个章节页；笔记本网页查两本，见 AXE_NOTEBOOKS）；
 375 像素宽的手机视口里没有横向滚动。全站：代码复制按钮、深浅色切换、中文搜索。
 没有 Chromium 时整个模块跳过（CI 里则报错，见下面的 CHROMIUM）。
 """
@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DOCS
+from tests.site.test_notebooks import AXE_NOTEBOOKS
 
 # Debian 的 Chromium；别处（如 GitHub 的 Ubuntu 运行器上预装的 Chrome）用环境变量指定
 CHROMIUM = os.environ.get("HELLO_PYTORCH_CHROMIUM", "/usr/bin/chromium")
@@ -204,20 +205,13 @@ def site_url(built_site, serve):
     return serve(built_site.path)
 
 
-# 颜色对比度（axe 的 color-contrast 规则）在笔记本网页上最慢（一页十几秒）：对比度取决于样式，而每本笔记本用的是
-# 同一套 Jupyter 与代码高亮的样式，所以只在最大的两本上检查；其余规则每一页都检查，章节页全部规则都检查。
-CONTRAST_NOTEBOOKS = ("notebooks/part1/ch03_algorithm/", "notebooks/part2/ch04_lora/")
+def test_axe_notebooks_are_real_notebook_pages():
+    assert set(AXE_NOTEBOOKS) <= set(page_urls()), "做 axe 检查的笔记本网页必须存在"
 
 
-def test_contrast_is_checked_on_real_notebook_pages():
-    assert set(CONTRAST_NOTEBOOKS) <= set(page_urls()), "抽查对比度的笔记本网页必须存在"
-
-
-def axe_problems(page, contrast: bool = True) -> list[str]:
+def axe_problems(page) -> list[str]:
     problems = []
     options = {"resultTypes": ["violations"]}
-    if not contrast:
-        options["rules"] = {"color-contrast": {"enabled": False}}
     violations = Axe().run(page, options=options).response["violations"]
     for violation in violations:
         if violation["impact"] in ("serious", "critical") and violation["id"] not in AXE_ALLOWED:
@@ -238,8 +232,8 @@ def check_page(browser, base: str, path: str, scheme: str) -> list[str]:
             body = page.get_attribute("body", "data-md-color-scheme")
             problems = [] if body == "slate" else [f"深色模式没有生效（data-md-color-scheme={body}）"]
             return problems + axe_problems(page)
-        contrast = not path.startswith("notebooks/") or path in CONTRAST_NOTEBOOKS
-        problems = report.problems() + axe_problems(page, contrast=contrast)
+        axe = not path.startswith("notebooks/") or path in AXE_NOTEBOOKS
+        problems = report.problems() + (axe_problems(page) if axe else [])
         # 同一次打开，再看手机宽度：375 像素宽时不能横向滚动
         page.set_viewport_size({"width": 375, "height": 812})
         page.wait_for_timeout(100)

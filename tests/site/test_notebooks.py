@@ -36,6 +36,12 @@ MAGIC = re.compile(r"\A%%display_as (markdown|html)\n")
 INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^":]+):(?P<section>[\w-]+)"', re.MULTILINE)
 
 
+# 笔记本网页都由同一个转换器（mkdocs-jupyter）用同一个模板生成，彼此只差在单元格里有哪些种类的内容。浏览器测试
+# 只对这两本运行 axe（最慢的一步），其余每本照样检查离线、图与公式、控制台错误和手机宽度；这两本合起来必须包含
+# 笔记本里出现的每一种内容（test_the_notebooks_checked_by_axe_contain_every_kind_of_content）。
+AXE_NOTEBOOKS = ("notebooks/part1/ch03_algorithm/", "notebooks/part3/ch01_ddp/")
+
+
 def code_pages() -> list[str]:
     """有执行代码块的页面（docs/ 下的相对路径）：每一个都该有笔记本。"""
     return sorted(
@@ -239,3 +245,42 @@ def test_a_notebook_that_fails_fails_the_build_and_says_where(throwaway):
     assert code != 0, "笔记本出错，构建必须失败"
     assert "notebooks/index.ipynb" in log and "docs/index.md" in log
     assert "snippets/index.py:only" in log and "只在笔记本里出错" in log
+
+
+def notebook_features(nb) -> set[str]:
+    """一本笔记本里出现的各种内容：Markdown 单元格里的图、公式、表格、引用块，代码单元格的隐藏源码，各种输出。"""
+    found = set()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            found |= {
+                name
+                for name, present in {
+                    "Mermaid 图": "```mermaid" in cell.source,
+                    "公式": "$" in cell.source,
+                    "表格": re.search(r"^\|[ :-]*-{3}", cell.source, re.M) is not None,
+                    "引用块": cell.source.startswith(">"),
+                }.items()
+                if present
+            }
+            continue
+        if cell.metadata.get("jupyter", {}).get("source_hidden"):
+            found.add("隐藏的源码")
+        for output in cell.outputs:
+            found.add(f"输出 {output.output_type}")
+            found |= {f"输出 {mime}" for mime in output.get("data", {})}
+            if "<svg" in output.get("data", {}).get("text/html", ""):
+                found.add("SVG 图")
+    return found
+
+
+def test_the_notebooks_checked_by_axe_contain_every_kind_of_content(downloaded, notebook_manifest):
+    """浏览器测试只对两本笔记本的网页运行 axe（AXE_NOTEBOOKS，见本文件开头）：这两本合起来必须
+    包含所有笔记本里出现的每一种内容，不然新的那种内容就没有经过无障碍检查。"""
+    by_url = {
+        f"notebooks/{entry['notebook'].removeprefix('notebooks/').removesuffix('.ipynb')}/": page
+        for page, entry in notebook_manifest.items()
+    }
+    checked = set().union(*(notebook_features(downloaded[by_url[url]]) for url in AXE_NOTEBOOKS))
+    everywhere = set().union(*(notebook_features(nb) for nb in downloaded.values()))
+    assert len(everywhere) >= 8, f"特征提取应当找到多种内容：{everywhere}"
+    assert everywhere - checked == set(), f"这些内容只出现在没有做 axe 检查的笔记本里：{everywhere - checked}"
