@@ -23,6 +23,7 @@ import platform
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
 import types
@@ -36,7 +37,7 @@ import markdown_exec
 from markupsafe import Markup
 
 from hello_build.dialect import MEASURE_OPTION, Target, first_line, measure_option
-from hello_build.settings import Settings
+from hello_build.settings import TIMEOUT_ENV, Settings
 from hello_build.store import Store
 
 CACHE_VERSION = "2"  # 改变执行方式或缓存格式时加一，旧缓存随之全部失效
@@ -246,12 +247,18 @@ class Executor:
 
 
 def _stable(value) -> str:
-    """配置里的函数与对象：按名字而不是内存地址写出，签名才在两次构建之间相同。"""
+    """配置里的函数与对象：按名字而不是内存地址写出，签名才在两次构建之间相同。repr 里没有内存地址的对象（例如
+    正则表达式）写出 repr，两个只在这种对象里不同的配置就有不同的签名；有地址的只能写出类型名。"""
     if callable(value):
         return (
             f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
         )
-    return type(value).__qualname__
+    text = repr(value)
+    return (
+        type(value).__qualname__
+        if re.search(r" at 0x[0-9a-f]+", text)
+        else f"{type(value).__qualname__}:{text}"
+    )
 
 
 def markdown_config(md) -> list:
@@ -278,7 +285,8 @@ def _cwd(path: Path):
 
 @contextlib.contextmanager
 def _time_limit(seconds: int, label: str):
-    """在代码块里抛出 SnippetTimeoutError；只在主线程可用（mkdocs 与 zensical 的页面都在主线程里渲染）。"""
+    """在代码块里抛出 SnippetTimeoutError；只在主线程可用（mkdocs 与 zensical 的页面都在主线程里渲染）。
+    不在主线程时报错，而不是悄悄地不限时。"""
 
     def expire(signum, frame):
         raise SnippetTimeoutError(f"{label} 运行超过 {seconds} 秒，被中止")
@@ -286,11 +294,12 @@ def _time_limit(seconds: int, label: str):
     if not seconds:  # 不限时（测试进程里由 pytest-timeout 管时限，两者不能抢同一个闹钟信号）
         yield
         return
-    try:
-        previous = signal.signal(signal.SIGALRM, expire)
-    except ValueError:  # 不在主线程：没有超时保护
-        yield
-        return
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError(
+            f"{label} 不在主线程里运行，单块时限（SIGALRM）用不上：设 {TIMEOUT_ENV}=0 明确关掉时限，"
+            "或者在主线程里渲染页面"
+        )
+    previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import markdown
 import markdown_exec
 import pytest
@@ -86,6 +88,25 @@ def test_timeout_stops_a_hanging_block(root):
     with pytest.raises(markdown_exec.ExecutionError):
         run(executor, "slow")
     assert "运行超过 1 秒" in executor.failures[-1] and "snippets/x.py:slow" in executor.failures[-1]
+
+
+def test_a_time_limit_off_the_main_thread_fails_instead_of_being_ignored(root):
+    """SIGALRM 只能在主线程里用：不在主线程时，有时限的构建报错（说明怎样明确关掉时限），而不是悄悄不限时。"""
+    results = {}
+
+    def in_thread(name, timeout):
+        executor = make(root, block_timeout=timeout)
+        try:
+            results[name] = run(executor, "define")
+        except markdown_exec.ExecutionError:
+            results[name] = executor.failures[-1]
+
+    for name, timeout in (("有时限", 5), ("不限时", 0)):
+        worker = threading.Thread(target=in_thread, args=(name, timeout))
+        worker.start()
+        worker.join()
+    assert "不在主线程" in results["有时限"] and "HELLO_PYTORCH_BLOCK_TIMEOUT=0" in results["有时限"]
+    assert results["不限时"] == "第一块 20\n"
 
 
 def test_cache_hits_replay_earlier_blocks_when_a_later_one_runs(root):
@@ -258,3 +279,14 @@ def test_editing_an_earlier_block_misses_every_later_one(root):
     edited.run(code("define").replace("value = 20", "value = 30"), session="x", id="snippets/x.py:define")
     assert run(edited, "use") == "第二块 31 Point(x=3)\n", "后面的块代码没变，但它前面的变了，必须重新运行"
     assert [b.cached for b in edited.blocks("x.md")] == [False, False]
+
+
+def test_config_objects_enter_the_signature_by_content_not_by_address():
+    """HTML 缓存签名里的配置对象：没有内存地址的按内容写出（两个不同的正则表达式签名不同），有地址的只写类型名
+    （每次构建都相同）。"""
+    import re as re_module
+
+    assert execute._stable(re_module.compile("a")) != execute._stable(re_module.compile("b"))
+    assert execute._stable(object()) == execute._stable(object()) == "object"
+    assert execute._stable(len) == "builtins.len"
+    assert execute._stable({"b", "a"}) == execute._stable({"a", "b"}) != execute._stable({"a"})
