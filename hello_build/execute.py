@@ -366,9 +366,8 @@ def format(source, language, class_name, options, md, **kwargs) -> str:
     failures = len(executor.failures)
     block = options.get("id") or (source.strip().splitlines() or ["（空代码块）"])[0]
     try:
+        # 代码运行出错由 base_format 接住（_execute 已记下写明出处的错误）；到这里的是别的错
         html = executor.format(code=source, md=md, **options)
-    except markdown_exec.ExecutionError:
-        html = ""  # 运行出错：_execute 已经记下了写明出处的错误
     except Exception as error:
         _fail(
             executor,
