@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -113,10 +114,55 @@ def test_a_cold_zensical_build_also_wipes_old_artefacts(tmp_path, monkeypatch):
     files = _stale(tmp_path / "cache")
     seen = {}
 
-    def fake_run(command, **kwargs):
-        seen["exists"] = [p.exists() for p in files]
-        return subprocess.CompletedProcess(command, 1)
+    real_popen = subprocess.Popen
 
-    monkeypatch.setattr(zensical.subprocess, "run", fake_run)
+    def fake_popen(command, **kwargs):
+        seen["exists"] = [p.exists() for p in files]
+        return real_popen(["false"])
+
+    monkeypatch.setattr(zensical.subprocess, "Popen", fake_popen)
     assert zensical.build(tmp_path / "site", root=tmp_path).returncode == 1
     assert seen["exists"] == [False] * 4 + [True], "调用 zensical 之前，旧产物已经删掉"
+
+
+def test_zensical_clears_only_its_own_cache_never_ours(tmp_path, monkeypatch):
+    """zensical build --clean 删掉整个 .cache/（连同执行缓存和检查点）：不用它，只删 Zensical 自己的缓存文件。"""
+    from hello_build import zensical
+
+    cache = tmp_path / ".cache"
+    ours = [
+        cache / name / "keep.txt" for name in ("exec", "artefacts", "inductor", "notebooks", "mkdocs-jupyter")
+    ]
+    theirs = [cache / "10450421714888733546", cache / "mkdocstrings.json", cache / "plugin" / "x"]
+    for path in ours + theirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    commands, real_popen = [], subprocess.Popen
+    monkeypatch.setattr(
+        zensical.subprocess, "Popen", lambda command, **kw: commands.append(command) or real_popen(["false"])
+    )
+    monkeypatch.setenv("HELLO_PYTORCH_COLD", "0")
+    zensical.build(tmp_path / "site", root=tmp_path)
+    assert all(p.exists() for p in ours), "本站的缓存必须留着"
+    assert not any(p.exists() for p in theirs), "Zensical 自己的缓存每次清掉"
+    assert "--clean" not in commands[0]
+
+
+def test_a_hanging_zensical_build_is_stopped_with_its_children(tmp_path, monkeypatch):
+    """Zensical 里没有单块时限（它在工作线程里渲染）：整个构建有时限，超时时连同子进程一起结束。"""
+    from hello_build import zensical
+
+    real_popen = subprocess.Popen
+    marker = tmp_path / "child.pid"
+    script = f"import subprocess, time; c = subprocess.Popen(['sleep', '60']); open({str(marker)!r}, 'w').write(str(c.pid)); time.sleep(60)"
+    monkeypatch.setattr(
+        zensical.subprocess, "Popen", lambda command, **kw: real_popen(["python3", "-c", script], **kw)
+    )
+    monkeypatch.setenv("HELLO_PYTORCH_COLD", "0")
+    result = zensical.build(tmp_path / "site", root=tmp_path, timeout=2)
+    assert result.returncode == 124
+    child = int(marker.read_text())
+    time.sleep(0.2)
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2], (
+        "超时后子进程也要结束"
+    )
