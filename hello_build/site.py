@@ -10,6 +10,7 @@ import logging
 import re
 from pathlib import Path
 
+import markdown_exec
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, InclusionLevel
 
@@ -33,6 +34,10 @@ class Site:
             root, site_url=config.site_url or "", repo_url=config.repo_url or "", dirty=dirty
         )
         artefacts.prepare(self.settings)
+        # markdown-exec 的公开接口：渲染代码块输出时按这份配置新建 Markdown 扩展。不告诉它，它就重用并重置页面的
+        # 扩展实例（pymdownx.highlight 的代码块计数），页面后面的代码块的行号锚点从 0 重新编号——冷构建与取自
+        # 缓存的热构建不同，同一页里还会出现重复的 id
+        markdown_exec.markdown_config.save(config.markdown_extensions, config.mdx_configs)
         self.executor = execute.Executor(
             self.settings, Store(self.settings.cache / "exec"), raise_in_fence=False
         )

@@ -19,7 +19,9 @@ PAGES = {
     "other.md": "# 另一页\n\n"
     + FENCE.format(session="other", target="snippets/other.py:first")
     + "\n"
-    + FENCE.format(session="other", target="snippets/other.py:second"),
+    + FENCE.format(session="other", target="snippets/other.py:second")
+    # 执行块后面的普通代码块：它的行号锚点 id 在冷构建和取自缓存的热构建里必须相同
+    + "\n```bash\necho 普通的代码块\n```\n",
 }
 SNIPPETS = {
     "index.py": '# --8<-- [start:one]\nprint("首页的输出", 6 * 7)\n# --8<-- [end:one]\n',
