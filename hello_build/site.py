@@ -102,7 +102,7 @@ class Site:
                     inclusion=InclusionLevel.NOT_IN_NAV,
                 )
             )
-        if not self.settings.execute:  # 只渲染：笔记本照样生成，只是没有输出
+        if not (self.settings.execute and self.settings.run_notebooks):  # 笔记本照样生成，只是没有输出
             for job in self.jobs.values():
                 write_notebook(job, None)
         else:  # 冷构建时输出缓存已经删掉了（artefacts.prepare），全部重新运行
@@ -249,4 +249,5 @@ class Site:
         # 每次（非 dirty）构建都渲染全部页面，没用到的缓存条目就是过期的（只渲染、不执行时什么都没用到，不清理）
         if not self.settings.dirty and self.settings.execute:
             self.executor.store.evict_unused()
-            self.runner.store.evict_unused()
+            if self.settings.run_notebooks:
+                self.runner.store.evict_unused()

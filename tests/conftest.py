@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import html as html_lib
 import os
@@ -26,11 +27,18 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # 一个新建的空目录，snippet 测试、整站构建和笔记本内核共用——同一段代码在一次会话里只运行一次，也绝不读会话开始
 # 之前的东西。snippet 测试把每个代码块的输出写进执行缓存，整站构建随后直接取用，只运行笔记本。
 # 临时小站点（throwaway）不用它：它们测的正是构建自己怎样管理 .cache/。
+# `nox -s tests` 用两个 pytest-xdist 进程（worker）运行：主进程建好这个目录，两个 worker 继承它的环境变量、共用它。
 SESSION_VARIABLES = ("HELLO_PYTORCH_CACHE", "HELLO_PYTORCH_ARTEFACTS", "TORCHINDUCTOR_CACHE_DIR")
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="hello-pytorch-tests-"))
-os.environ["HELLO_PYTORCH_CACHE"] = str(_SESSION_DIR)
-os.environ["HELLO_PYTORCH_ARTEFACTS"] = str(_SESSION_DIR / "artefacts")
-os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_DIR / "inductor")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0"、"gw1"……；主进程和不用 -n 的运行里是 None
+_OWNER = not (WORKER and "HELLO_PYTORCH_TEST_SESSION" in os.environ)  # 建目录、最后删目录的那个进程
+if _OWNER:
+    _SESSION_DIR = Path(tempfile.mkdtemp(prefix="hello-pytorch-tests-"))
+    os.environ["HELLO_PYTORCH_TEST_SESSION"] = str(_SESSION_DIR)
+    os.environ["HELLO_PYTORCH_CACHE"] = str(_SESSION_DIR)
+    os.environ["HELLO_PYTORCH_ARTEFACTS"] = str(_SESSION_DIR / "artefacts")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(_SESSION_DIR / "inductor")
+else:
+    _SESSION_DIR = Path(os.environ["HELLO_PYTORCH_TEST_SESSION"])
 
 
 _prefetch: subprocess.Popen | None = None
@@ -40,7 +48,8 @@ def pytest_collection_finish(session):
     """要运行第二部分的测试或整站构建时，先在第二个进程里把第二部分的实验算起来（见 tests/prefetch.py）。"""
     global _prefetch
     wanted = any(("tests/part2/" in item.nodeid or "tests/site/" in item.nodeid) for item in session.items)
-    if wanted and os.environ.get("HELLO_PYTORCH_PREFETCH", "1") != "0":
+    first = WORKER in (None, "gw0")  # 两个 worker 都收集全部测试；只让一个启动预取
+    if wanted and first and os.environ.get("HELLO_PYTORCH_PREFETCH", "1") != "0":
         log = (_SESSION_DIR / "prefetch.log").open("w", encoding="utf-8")
         _prefetch = subprocess.Popen(
             [sys.executable, "-m", "tests.prefetch"],
@@ -60,11 +69,30 @@ def pytest_itemcollected(item):
     item.config.stash.setdefault(COLLECTED, set()).add(item.path.relative_to(ROOT).as_posix())
 
 
+# `nox -s tests` 用两个 pytest-xdist 进程（worker）。xdist 按文件分发（--dist loadfile：一个文件的测试只在一个
+# worker 里运行，同一个 snippet 在一个进程里只运行一次），文件按这里排好的顺序发出（--no-loadscope-reorder）：
+#   0. snippet 与构建包的测试——它们把代码块的输出写进执行缓存，整站构建随后取用；
+#   1. 只构建临时小站点的测试；
+#   2. 用整站构建（built_site）的测试，最慢的浏览器检查排第一。整站只构建一次（见 built_site）：先到的 worker
+#      构建，另一个等它。
+# （--dist loadgroup 在 pytest 9.2 上不起作用：xdist 3.8 改写的是 pytest 已经不用的 item._nodeid。）
+def pytest_collection_modifyitems(config, items):
+    built = {item.path for item in items if "built_site" in item.fixturenames}
+
+    def order(item) -> tuple[int, int]:
+        if item.path in built:
+            return 2, 0 if item.path.name == "test_browser.py" else 1
+        return (1 if item.path.parent.name == "site" else 0), 0
+
+    items.sort(key=order)  # sort 是稳定的：同一类里保持收集的顺序
+
+
 def pytest_unconfigure(config):
     if _prefetch is not None and _prefetch.poll() is None:
         os.killpg(_prefetch.pid, signal.SIGKILL)
         _prefetch.wait()
-    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+    if _OWNER:
+        shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
 _TEXT_BLOCK = re.compile(
@@ -179,14 +207,23 @@ class BuiltSite:
 
 
 @pytest.fixture(scope="session")
-def built_site(tmp_path_factory) -> BuiltSite:
+def built_site() -> BuiltSite:
     """整个网站的严格构建，一次测试会话只做一次；缓存是本会话新建的（不读会话开始之前的任何东西），snippet 测试
-    已经运行过的代码块直接取用。能断网时就在断网的命名空间里构建。"""
-    site_dir = tmp_path_factory.mktemp("site")
+    已经运行过的代码块直接取用。能断网时就在断网的命名空间里构建。
+
+    两个 pytest-xdist 进程都要用它时，先拿到文件锁的那个构建，另一个等它构建完，读同一个目录和日志。"""
+    site_dir = _SESSION_DIR / "built-site"
+    log_file, status_file = _SESSION_DIR / "built-site.log", _SESSION_DIR / "built-site.status"
     offline = can_unshare_net()
-    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline, share_cache=True)
-    assert result.returncode == 0, f"严格构建失败：\n{result.stdout[-8000:]}"
-    return BuiltSite(path=site_dir, log=result.stdout, offline=offline)
+    with (_SESSION_DIR / "built-site.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not status_file.exists():
+            result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline, share_cache=True)
+            log_file.write_text(result.stdout, encoding="utf-8")
+            status_file.write_text(str(result.returncode), encoding="utf-8")
+    log = log_file.read_text(encoding="utf-8")
+    assert status_file.read_text(encoding="utf-8") == "0", f"严格构建失败：\n{log[-8000:]}"
+    return BuiltSite(path=site_dir, log=log, offline=offline)
 
 
 # ---------------------------------------------------------------- 临时小站点（测失败模式与保证）

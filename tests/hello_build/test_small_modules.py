@@ -18,6 +18,8 @@ def test_settings_read_flags_from_the_environment(tmp_path):
     assert read(tmp_path, {"HELLO_PYTORCH_COLD": "1"}).cold is True
     assert read(tmp_path, {"HELLO_PYTORCH_COLD": "0"}).cold is False
     assert read(tmp_path, {"HELLO_PYTORCH_EXECUTE": "0"}).execute is False
+    assert read(tmp_path, {}).run_notebooks is True
+    assert read(tmp_path, {"HELLO_PYTORCH_NOTEBOOKS": "0"}).run_notebooks is False
     assert read(tmp_path, {"HELLO_PYTORCH_BLOCK_TIMEOUT": "7"}).block_timeout == 7
     assert read(tmp_path, {}, site_url="https://x.io/site").site_root == "https://x.io/site/"
     # 相对的缓存目录按构建开始时的当前目录解析：笔记本内核在别的目录里运行，也要指到同一个地方

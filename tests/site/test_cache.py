@@ -37,8 +37,14 @@ FOOTER = re.compile(r'<div class="hp-provenance".*?</div>', re.S)
 def site(throwaway, tmp_path):
     class Site:
         def build(self, cold: bool = False, pages=PAGES, snippets=SNIPPETS):
-            code, log = throwaway(pages, snippets, HELLO_PYTORCH_COLD="1" if cold else "0")
+            # 这里测的是执行缓存：笔记本不运行（HELLO_PYTORCH_NOTEBOOKS=0），它们的缓存由 tests/site/test_notebooks.py 测
+            code, log = throwaway(
+                pages, snippets, HELLO_PYTORCH_COLD="1" if cold else "0", HELLO_PYTORCH_NOTEBOOKS="0"
+            )
             assert code == 0, log
+            assert "笔记本：本次构建运行了" not in log, (
+                "HELLO_PYTORCH_NOTEBOOKS=0：页面照常执行，笔记本不运行"
+            )
             return self
 
         def manifest(self) -> dict:
@@ -111,7 +117,7 @@ def test_stored_results_follow_the_code_and_cold_builds_read_nothing_older(throw
     import torch
 
     def build(snippets=STORE_SNIPPETS, cold="1") -> str:
-        code, log = throwaway(STORE_PAGES, snippets, HELLO_PYTORCH_COLD=cold)
+        code, log = throwaway(STORE_PAGES, snippets, HELLO_PYTORCH_COLD=cold, HELLO_PYTORCH_NOTEBOOKS="0")
         assert code == 0, log
         value = re.search(
             r"算出的值 (\d+|POISON)",
