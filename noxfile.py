@@ -43,9 +43,13 @@ def _install_requirements(session: nox.Session) -> None:
     if stamp.exists() and stamp.read_text() == digest:
         return
     env = {}
-    if session.virtualenv.venv_backend == "uv" and _pip_find_links():
-        # uv 不读 pip 的配置文件：把本地安装包目录告诉它，否则它会从索引下载别的 torch 构建
-        env["UV_FIND_LINKS"] = _pip_find_links()
+    if session.virtualenv.venv_backend == "uv":
+        # 像 pip 一样在安装时把 .py 编译成字节码：不然每个导入 torch 的进程（测试、内核、torchrun 的各 rank）第一次
+        # 都要自己编译，而且会有几个进程同时编译同一批文件
+        env["UV_COMPILE_BYTECODE"] = "1"
+        if _pip_find_links():
+            # uv 不读 pip 的配置文件：把本地安装包目录告诉它，否则它会从索引下载别的 torch 构建
+            env["UV_FIND_LINKS"] = _pip_find_links()
     session.install("-r", str(REQUIREMENTS), env=env)
     stamp.write_text(digest)
 
@@ -118,10 +122,7 @@ def tests(session: nox.Session) -> None:
     _install_browser_assets(session)
     session.run("ruff", "check", *LINTED)
     session.run("ruff", "format", "--check", *LINTED)
-    # 两个进程（pytest-xdist）：一个构建整站、开浏览器检查时，另一个运行别的测试。按文件分发，
-    # --no-loadscope-reorder 保留 tests/conftest.py 排好的顺序。
-    parallel = ["-n", "2", "--dist", "loadfile", "--no-loadscope-reorder"]
-    session.run("pytest", *parallel, *session.posargs, env=BUILD_ENV)
+    session.run("pytest", *session.posargs, env=BUILD_ENV)
 
 
 @nox.session

@@ -27,7 +27,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # 一个新建的空目录，snippet 测试、整站构建和笔记本内核共用——同一段代码在一次会话里只运行一次，也绝不读会话开始
 # 之前的东西。snippet 测试把每个代码块的输出写进执行缓存，整站构建随后直接取用，只运行笔记本。
 # 临时小站点（throwaway）不用它：它们测的正是构建自己怎样管理 .cache/。
-# `nox -s tests` 用两个 pytest-xdist 进程（worker）运行：主进程建好这个目录，两个 worker 继承它的环境变量、共用它。
+# 用 pytest-xdist 分成几个进程（worker）运行时（可选，见 README），主进程建好这个目录，各 worker 继承它的环境变量、共用它。
 SESSION_VARIABLES = ("HELLO_PYTORCH_CACHE", "HELLO_PYTORCH_ARTEFACTS", "TORCHINDUCTOR_CACHE_DIR")
 WORKER = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0"、"gw1"……；主进程和不用 -n 的运行里是 None
 _OWNER = not (WORKER and "HELLO_PYTORCH_TEST_SESSION" in os.environ)  # 建目录、最后删目录的那个进程
@@ -69,12 +69,12 @@ def pytest_itemcollected(item):
     item.config.stash.setdefault(COLLECTED, set()).add(item.path.relative_to(ROOT).as_posix())
 
 
-# `nox -s tests` 用两个 pytest-xdist 进程（worker）。xdist 按文件分发（--dist loadfile：一个文件的测试只在一个
-# worker 里运行，同一个 snippet 在一个进程里只运行一次），文件按这里排好的顺序发出（--no-loadscope-reorder）：
+# 测试文件的顺序。用 pytest-xdist 并行时（`-n 2 --dist loadfile --no-loadscope-reorder`，可选）：一个文件的测试只在一个
+# worker 里运行，同一个 snippet 在一个进程里只运行一次，文件按这里排好的顺序发出：
 #   0. snippet 与构建包的测试——它们把代码块的输出写进执行缓存，整站构建随后取用；
 #   1. 只构建临时小站点的测试；
-#   2. 用整站构建（built_site）的测试，最慢的浏览器检查排第一。整站只构建一次（见 built_site）：先到的 worker
-#      构建，另一个等它。
+#   2. 用整站构建（built_site）的测试，最慢的浏览器检查排第一。整站只构建一次（见 built_site）：并行时先到的
+#      worker 构建，另一个等它。
 # （--dist loadgroup 在 pytest 9.2 上不起作用：xdist 3.8 改写的是 pytest 已经不用的 item._nodeid。）
 def pytest_collection_modifyitems(config, items):
     built = {item.path for item in items if "built_site" in item.fixturenames}
