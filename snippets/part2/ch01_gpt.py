@@ -411,7 +411,7 @@ if min(no_res["cosine"], neither["cosine"]) > 0.99 and max(full["cosine"], no_ln
 if neither["first_grad"] * 1e4 < min(no_res["first_grad"], neither["last_grad"]):
     sentences.append(
         f"两样都去掉时，梯度从最后一个块的 {neither['last_grad']:.1e} 缩小到第一个块的 "
-        f"{neither['first_grad']:.1e}，前面的层几乎得不到梯度，这叫梯度消失（vanishing gradient）；"
+        f"{neither['first_grad']:.1e}，前面的层几乎得不到梯度，这就是上面说的梯度消失；"
         f"只去掉残差、留着 LayerNorm 时，第一个块的梯度是 {no_res['first_grad']:.1e}，没有消失，"
         "损失却照样下不去：可见问题不只是梯度太小，还有上面看到的各位置的信息在前向传播里就丢了。"
     )
