@@ -3,7 +3,7 @@
 # --8<-- [start:tiny]
 import os
 
-# 有网络时才下载真正的 GPT-2（7.6 节）：运行前设置环境变量 HELLO_PYTORCH_DOWNLOAD=1。构建网站和测试从不设置它
+# 有网络时才下载真正的 GPT-2（8.6 节）：运行前设置环境变量 HELLO_PYTORCH_DOWNLOAD=1。构建网站和测试从不设置它
 DOWNLOAD = os.environ.get("HELLO_PYTORCH_DOWNLOAD") == "1"
 # 不下载时打开 Hugging Face 的离线模式：万一哪行代码要联网下载，立刻报错，而不是卡在连接上等到超时。
 # 必须在导入 transformers 之前设置：huggingface_hub 在导入的那一刻读这个变量
@@ -168,7 +168,7 @@ with torch.no_grad():
     for name, p in hf_model.named_parameters():
         p.normal_(mean=1.0 if ".ln_" in name and name.endswith("weight") else 0.0, std=0.5)
 
-TOLERANCE = 1e-4  # 远大于 float32 的舍入误差，远小于任何一条规则弄错时的差别（7.4 节）
+TOLERANCE = 1e-4  # 远大于 float32 的舍入误差，远小于任何一条规则弄错时的差别（8.4 节）
 model = from_hf_gpt2(hf_model.state_dict(), hf_model.config)
 with torch.no_grad(), one_thread():
     scaled_logits = hf_model(idx).logits.abs().max().item()

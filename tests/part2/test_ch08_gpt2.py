@@ -128,7 +128,7 @@ def test_each_broken_rule_fails_the_check(run_snippet, breakage):
 
 
 def test_small_default_weights_hide_the_gelu_mistake(run_snippet):
-    """7.3 节说：默认初始化的权重太小，GELU 用错也显不出来；换成真实规模后才超出容差。"""
+    """8.3 节说：默认初始化的权重太小，GELU 用错也显不出来；换成真实规模后才超出容差。"""
     ns = run_snippet(SNIPPET).ns
     assert ns["default_diff"] < ns["TOLERANCE"] and ns["default_gelu_diff"] < ns["TOLERANCE"]
     hf = hf_gpt2(std=0.02)
@@ -215,7 +215,7 @@ def test_snippet_never_touches_the_network(run_snippet, monkeypatch):
 
 
 def test_load_gpt2_and_generate_work_on_a_local_copy(run_snippet, tmp_path):
-    """7.6 节没有运行的两个函数：load_gpt2 从本机目录读（不联网），generate 与 transformers 的贪心生成相同。"""
+    """8.6 节没有运行的两个函数：load_gpt2 从本机目录读（不联网），generate 与 transformers 的贪心生成相同。"""
     ns = run_snippet(SNIPPET).ns
     hf = hf_gpt2()
     hf.save_pretrained(tmp_path)
@@ -255,7 +255,7 @@ class CharTokenizer:
 
 
 def test_the_download_branch_runs_against_a_local_copy(run_snippet, tmp_path, monkeypatch, capsys):
-    """7.6 节 `if DOWNLOAD:` 里的代码原样运行一遍：Hub 换成本机目录里的小 GPT-2，分词器换成按字符编号的。"""
+    """8.6 节 `if DOWNLOAD:` 里的代码原样运行一遍：Hub 换成本机目录里的小 GPT-2，分词器换成按字符编号的。"""
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
     from hello_build.dialect import section_code
