@@ -18,7 +18,9 @@ from urllib.parse import urljoin
 
 from hello_build.dialect import Target, libraries, section_code, segments
 
-PINNED = ("torch", "numpy", "matplotlib")  # 笔记本第一个单元格安装的包，版本取自 requirements.txt
+# 笔记本第一个单元格安装的包，版本取自 requirements.txt：PINNED 每本都装，IMPORTED 只在本章的代码导入它时才装
+PINNED = ("torch", "numpy", "matplotlib")
+IMPORTED = ("transformers", "safetensors")
 
 
 _FOOTNOTE_DEF = re.compile(r"^\[\^(?P<name>[^\]]+)\]:[ \t]*(?P<text>.*)$", re.MULTILINE)
@@ -131,7 +133,21 @@ class PageSource:
 
 
 def pins_from(requirements: str) -> dict[str, str]:
-    return {name: re.search(rf"^{name}==(\S+)", requirements, re.MULTILINE)[1] for name in PINNED}
+    """requirements.txt 里 PINNED 与 IMPORTED 的版本；PINNED 缺一个就报错。"""
+    found = {name: re.search(rf"^{name}==(\S+)", requirements, re.MULTILINE) for name in PINNED + IMPORTED}
+    missing = [name for name in PINNED if found[name] is None]
+    if missing:
+        raise ValueError(f"requirements.txt 里没有 {missing} 的版本")
+    return {name: match[1] for name, match in found.items() if match}
+
+
+def notebook_pins(pins: dict[str, str], code: str) -> dict[str, str]:
+    """一本笔记本要装的包：PINNED 全部，IMPORTED 里本章代码导入了的那些。"""
+    return {
+        name: version
+        for name, version in pins.items()
+        if name in PINNED or re.search(rf"^\s*(?:import|from)\s+{name}\b", code, re.MULTILINE)
+    }
 
 
 class _Links:
@@ -242,10 +258,15 @@ def make_notebook(source: PageSource) -> dict:
         "（例如魔搭 ModelScope 或百度飞桨 AI Studio 提供的免费 CPU 笔记本环境）运行；"
         "下载依赖慢时，把第一个代码单元格里的 `PIP_MIRROR` 设为国内的 PyPI 镜像。",
     )
-    add("code", INSTALL_CELL.format(pins=json.dumps(source.pins)), hello_pytorch={"role": "install"})
+    modules = libraries(source.root, source.page)
+    code = "\n".join(
+        [section_code(source.root, Target.parse(item[1])) for item in items if item[0] == "code"]
+        + [library.read_text(encoding="utf-8") for library in modules]
+    )
+    pins = notebook_pins(source.pins, code)
+    add("code", INSTALL_CELL.format(pins=json.dumps(pins)), hello_pytorch={"role": "install"})
     if kinds & {"markdown", "html"}:
         add("code", DISPLAY_CELL, hello_pytorch={"role": "setup"})
-    modules = libraries(source.root, source.page)
     if modules:
         add("code", LIBRARY_CELL.format(folder=folder), hello_pytorch={"role": "setup"})
         for library in modules:

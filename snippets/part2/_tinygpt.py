@@ -29,6 +29,7 @@ class GPTConfig:
     n_head: int = 4  # 注意力头数
     n_embd: int = 64  # 每个字符的向量维度 d
     tie_weights: bool = False  # 输出层是否与词嵌入共用权重
+    gelu: str = "none"  # GELU 怎么算："none" 按定义精确计算，"tanh" 是 GPT-2 用的近似（第 8 页）
 
 
 # --8<-- [end:config]
@@ -67,7 +68,7 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.fc = nn.Linear(config.n_embd, 4 * config.n_embd)
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate=config.gelu)
         self.proj = nn.Linear(4 * config.n_embd, config.n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from hello_build.notebooks.build import PageSource, make_notebook, pins_from
+from hello_build.notebooks.build import PageSource, make_notebook, notebook_pins, pins_from
 from hello_build.notebooks.run import Job, NotebookFailed, Runner, kernel_process_group, output_key
 from hello_build.store import Store
 
@@ -110,6 +110,17 @@ def test_pins_come_from_requirements():
         "numpy": "2.4.6",
         "matplotlib": "3.11.2",
     }
+    assert pins_from("torch==2\nnumpy==1\nmatplotlib==3\ntransformers==5\n")["transformers"] == "5"
+    with pytest.raises(ValueError, match="numpy"):
+        pins_from("torch==2\nmatplotlib==3\n")
+
+
+def test_a_package_only_some_chapters_use_is_installed_where_the_code_imports_it():
+    pins = {"torch": "2", "numpy": "1", "matplotlib": "3", "transformers": "5", "safetensors": "0.8"}
+    assert notebook_pins(pins, "import torch\n") == {"torch": "2", "numpy": "1", "matplotlib": "3"}
+    used = notebook_pins(pins, "x = 1\n    from transformers import GPT2Config\nimport safetensors.torch\n")
+    assert used == pins
+    assert "transformers" not in notebook_pins(pins, "# transformers 在注释里\nname = 'transformers'\n")
 
 
 def test_output_key_follows_the_code_only(source):

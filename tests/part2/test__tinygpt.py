@@ -39,6 +39,23 @@ def test_tied_head_shares_the_embedding():
     assert t.count_parameters(untied) - t.count_parameters(model) == 13 * 64
 
 
+def test_gelu_option_changes_only_the_activation():
+    """默认的 GELU 按定义精确计算（前几页的结果不变）；gelu="tanh" 只换激活函数，参数和随机数的用法都不变。"""
+    x = torch.linspace(-4, 4, 81)
+    default = t.GPT(t.GPTConfig()).blocks[0].mlp.act
+    assert torch.equal(default(x), torch.nn.functional.gelu(x)), "默认应是精确的 GELU"
+    torch.manual_seed(0)
+    exact = t.GPT(t.GPTConfig()).eval()
+    torch.manual_seed(0)
+    tanh = t.GPT(t.GPTConfig(gelu="tanh")).eval()
+    assert torch.equal(tanh.blocks[0].mlp.act(x), torch.nn.functional.gelu(x, approximate="tanh"))
+    for (name, a), (_, b) in zip(exact.state_dict().items(), tanh.state_dict().items(), strict=True):
+        assert torch.equal(a, b), f"{name}：换 GELU 不应改变参数的初始化"
+    idx = torch.randint(13, (4, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert not torch.equal(exact(idx), tanh(idx)), "两种 GELU 的输出应有差别"
+
+
 @pytest.mark.parametrize("config", CONFIGS, ids=str)
 def test_logits_shape(config):
     torch.manual_seed(0)

@@ -130,10 +130,16 @@ def test_notebook_code_is_exactly_the_code_the_page_ran(downloaded, manifest, pa
 def test_notebook_starts_by_installing_pinned_cpu_torch(downloaded, page):
     install = downloaded[page].cells[1]
     assert install.metadata["hello_pytorch"]["role"] == "install"
-    pins = dict(
-        re.findall(r"^(torch|numpy|matplotlib)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M)
+    required = dict(re.findall(r"^([\w-]+)==(\S+)", (ROOT / "requirements.txt").read_text(), re.M))
+    pins = json.loads(re.search(r"^PINS = (\{.*\})$", install.source, re.M)[1])
+    code = "\n".join(c.source for c in downloaded[page].cells if c.cell_type == "code")
+    # 每本都装 torch、numpy、matplotlib；只有部分章节用的包（如 transformers），代码导入了才装
+    imported = {name for name in required if re.search(rf"^\s*(?:import|from)\s+{name}\b", code, re.M)}
+    expected = {name for name in ("torch", "numpy", "matplotlib")} | (
+        imported & {"transformers", "safetensors"}
     )
-    assert json.dumps(pins) in install.source, "安装单元的版本必须来自 requirements.txt"
+    assert set(pins) == expected, f"{page}：安装单元装的包 {sorted(pins)}，应为 {sorted(expected)}"
+    assert all(pins[name] == required[name] for name in pins), "安装单元的版本必须来自 requirements.txt"
     assert "--index-url" in install.source and "/whl/cpu" in install.source, "应安装 CPU 版 PyTorch"
     assert install.outputs and "依赖就绪" in printed(install), "构建时安装单元应发现依赖已经就绪"
     libraries = sorted((ROOT / "snippets" / Path(page).parent).glob("_*.py")) if "/" in page else []
