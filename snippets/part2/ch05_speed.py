@@ -62,7 +62,7 @@ start = time.perf_counter()
 # 第一次调用时才真正编译：捕获前向的计算图，追踪出反向的计算图，再生成 C++ 代码并编译
 compiled_loss, compiled_logits = train_step(compiled, x, y)
 compile_seconds = time.perf_counter() - start
-# 编译结果会存进磁盘缓存，下次运行同样的代码时直接取用：记下这次命中了几次（5.4 节的计时用到）
+# 编译结果会存进磁盘缓存，下次运行同样的代码时直接取用：记下这次命中了几次（5.5 节的计时用到）
 cache_hits = counters["aot_autograd"]["autograd_cache_hit"] + counters["inductor"]["fxgraph_cache_hit"]
 compiled_grads = gradients(model)
 
@@ -154,6 +154,54 @@ print(
     )
 )
 # --8<-- [end:bf16_verdict]
+
+# --8<-- [start:fp16_formats]
+# fp16 的指数只有 5 位：能表示的范围比 bf16、fp32 小得多，大数会上溢成 inf，很小的数会下溢成 0
+for dtype in (torch.float16, torch.bfloat16, torch.float32):
+    info = torch.finfo(dtype)
+    print(f"{dtype!s:<15} 最大 {info.max:<10.3g} 最小的正规数 {info.tiny:.3g}")
+print(
+    f"70000 存成 fp16: {torch.tensor(70000.0).half().item()}，存成 bf16: {torch.tensor(70000.0).bfloat16().item():.0f}"
+)
+print(
+    f"1e-8  存成 fp16: {torch.tensor(1e-8).half().item()}，存成 bf16: {torch.tensor(1e-8).bfloat16().item():.3g}"
+)
+# --8<-- [end:fp16_formats]
+
+# --8<-- [start:fp16_scaler]
+import copy
+import warnings
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    default_scaler = torch.amp.GradScaler()  # 不写设备：默认是 "cuda"
+print("GradScaler() 启用了吗:", default_scaler.is_enabled())
+print("  它只发出一条警告:", caught[0].message if caught else "（没有警告）")
+# 初始缩放系数故意设得很大，好让前几步真的溢出；growth_interval 很大：这几步里不会把系数翻倍
+scaler = torch.amp.GradScaler("cpu", init_scale=2.0**20, growth_interval=1000)
+print("GradScaler('cpu') 启用了吗:", scaler.is_enabled())
+
+fp16_model = copy.deepcopy(model)
+optimizer = torch.optim.SGD(fp16_model.parameters(), lr=0.1)
+scaler_steps = []  # (缩放系数, 损失, 是否更新了参数, 下一步的缩放系数)
+for step in range(1, 9):
+    before = [p.detach().clone() for p in fp16_model.parameters()]
+    scale = scaler.get_scale()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.float16):
+        logits = fp16_model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+    scaler.scale(loss).backward()  # 反向传播的是 损失 × 缩放系数
+    scaler.step(optimizer)  # 先把梯度除回缩放系数；梯度里有 inf 或 nan 就不更新参数
+    scaler.update()  # 这一步跳过了：缩放系数减半
+    updated = any(not torch.equal(b, p) for b, p in zip(before, fp16_model.parameters(), strict=True))
+    scaler_steps.append((scale, loss.item(), updated, scaler.get_scale()))
+    print(
+        f"第 {step} 步：缩放系数 2^{math.log2(scale):.0f}，损失 {loss.item():.4f}，"
+        + ("更新了参数" if updated else "梯度溢出，跳过这一步")
+        + f"；下一步的缩放系数 2^{math.log2(scaler.get_scale()):.0f}"
+    )
+# --8<-- [end:fp16_scaler]
 
 # --8<-- [start:speed_timing]
 import statistics

@@ -117,3 +117,31 @@ def test_printed_output(run_snippet):
     assert "blocks.0.attn.qkv  输出 torch.bfloat16" in out
     assert "计时（每次构建不同）" in out
     assert "**本次构建的结论**" in out
+
+
+def test_fp16_ranges_printed_are_the_real_ones(run_snippet):
+    out = run_snippet(SNIPPET).stdout
+    assert "70000 存成 fp16: inf" in out and "1e-8  存成 fp16: 0.0" in out
+    assert f"最大 {torch.finfo(torch.float16).max:<10.3g}" in out
+
+
+def test_default_grad_scaler_disables_itself_without_cuda_and_the_cpu_one_is_on(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    if not torch.cuda.is_available():
+        assert not ns["default_scaler"].is_enabled(), "没有 CUDA 时 GradScaler() 应关掉自己"
+    assert ns["scaler"].is_enabled(), "GradScaler('cpu') 必须是启用的"
+
+
+def test_overflowing_steps_are_skipped_and_halve_the_scale_then_training_proceeds(run_snippet):
+    steps = run_snippet(SNIPPET).ns["scaler_steps"]
+    skipped = [s for s in steps if not s[2]]
+    assert 1 <= len(skipped) < len(steps), "应先有几步溢出被跳过，之后真的更新参数"
+    first_update = next(i for i, s in enumerate(steps) if s[2])
+    assert all(not s[2] for s in steps[:first_update]), "溢出只在开头、系数还太大的时候"
+    for scale, _, updated, next_scale in steps:
+        assert next_scale == (scale if updated else scale / 2), (
+            "跳过：系数减半；更新了：系数不变（growth_interval 很大）"
+        )
+    losses = [loss for _, loss, _, _ in steps]
+    assert len(set(losses[: first_update + 1])) == 1, "跳过的步没有改变参数，下一步的损失不变"
+    assert losses[-1] < losses[first_update] - 0.1, "参数开始更新以后损失下降"
