@@ -86,6 +86,28 @@ print("logits 和全部梯度与 eager 模式逐位相同（torch.equal）:", co
 print("torch.testing.assert_close 对 logits 和每个梯度都通过")
 # --8<-- [end:compile]
 
+
+# --8<-- [start:fullgraph]
+def double_if_positive(t):
+    # 用张量的值决定走哪个分支：编译器没法把这种 Python 的 if 放进一张计算图，在这里图中断（graph break）
+    if t.sum() > 0:
+        return t * 2
+    return t
+
+
+t = torch.arange(3.0)
+strict = torch.compile(double_if_positive, fullgraph=True)  # 要求整个函数是一张图，做不到就报错
+try:
+    strict(t)
+    fullgraph_error = None
+except Exception as error:  # 只为了把异常的类型打印出来；测试检查它确实抛出
+    fullgraph_error = type(error)
+print("fullgraph=True:", f"报错 {fullgraph_error.__name__}" if fullgraph_error else "没有报错")
+# 编译结果按函数的代码缓存：要是先用默认方式编译，再用 fullgraph=True 编译同一个函数，它直接用上那份缓存，不再报错
+lenient = torch.compile(double_if_positive)  # 默认 fullgraph=False：在图中断处切成几段，段与段之间回到 Python
+print("默认（fullgraph=False）:", lenient(t).tolist(), " eager:", double_if_positive(t).tolist())
+# --8<-- [end:fullgraph]
+
 # --8<-- [start:bf16_dtypes]
 watched = [
     "tok_emb",

@@ -145,3 +145,11 @@ def test_overflowing_steps_are_skipped_and_halve_the_scale_then_training_proceed
     losses = [loss for _, loss, _, _ in steps]
     assert len(set(losses[: first_update + 1])) == 1, "跳过的步没有改变参数，下一步的损失不变"
     assert losses[-1] < losses[first_update] - 0.1, "参数开始更新以后损失下降"
+
+
+def test_fullgraph_refuses_a_graph_break_that_the_default_compiles_around(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    t = torch.arange(3.0)
+    torch.testing.assert_close(ns["lenient"](t), ns["double_if_positive"](t))
+    assert ns["fullgraph_error"] is not None, "fullgraph=True 遇到断图应当报错"
+    assert issubclass(ns["fullgraph_error"], torch._dynamo.exc.Unsupported)
