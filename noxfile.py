@@ -47,9 +47,10 @@ def _install_requirements(session: nox.Session) -> None:
         # 像 pip 一样在安装时把 .py 编译成字节码：不然每个导入 torch 的进程（测试、内核、torchrun 的各 rank）第一次
         # 都要自己编译，而且会有几个进程同时编译同一批文件
         env["UV_COMPILE_BYTECODE"] = "1"
-        if _pip_find_links():
+        links = _pip_find_links()
+        if links:
             # uv 不读 pip 的配置文件：把本地安装包目录告诉它，否则它会从索引下载别的 torch 构建
-            env["UV_FIND_LINKS"] = _pip_find_links()
+            env["UV_FIND_LINKS"] = links
     session.install("-r", str(REQUIREMENTS), env=env)
     stamp.write_text(digest)
 
