@@ -219,37 +219,6 @@ print(
 )
 # --8<-- [end:compile_timing]
 
-# --8<-- [start:compile_code]
-import re
-
-from torch._inductor.utils import run_and_get_code
-
-# 这是 PyTorch 内部的调试工具：重新编译一次，并把 Inductor 生成的 Python 包装代码交给我们
-with torch.no_grad():
-    _, generated = run_and_get_code(compiled_model, X_test)
-wrapper_code = generated[0]
-print("Inductor 生成的 C++ 内核:", re.findall(r"^(\w+) = async_compile\.cpp", wrapper_code, re.M))
-print("直接调用现成库函数的地方:", re.findall(r"extern_kernels\.\w+", wrapper_code))
-# --8<-- [end:compile_code]
-
-# --8<-- [start:graph_break]
-import torch._dynamo
-
-
-def sign_dependent(x: torch.Tensor) -> torch.Tensor:
-    y = torch.relu(x) * 2
-    if y.sum() > 1:  # 分支取决于张量里的数值：编译时还不知道走哪条路
-        return y - 1
-    return y + 1
-
-
-explanation = torch._dynamo.explain(sign_dependent)(
-    torch.randn(3, generator=torch.Generator().manual_seed(0))
-)
-print("捕获到的计算图个数:", explanation.graph_count)
-print("图中断（graph break）次数:", explanation.graph_break_count)
-# --8<-- [end:graph_break]
-
 # --8<-- [start:sdpa]
 import math
 

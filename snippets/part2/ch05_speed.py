@@ -87,6 +87,32 @@ print("torch.testing.assert_close 对 logits 和每个梯度都通过")
 # --8<-- [end:compile]
 
 
+# --8<-- [start:kernels]
+import collections
+import re
+
+from torch._inductor.utils import run_and_get_code
+
+block = model.blocks[0]  # 模型的第一个 Transformer 块
+h = torch.randn(batch_size, config.block_size, config.n_embd, generator=torch.Generator().manual_seed(0))
+# run_and_get_code 是 PyTorch 内部的调试工具：编译并运行一次，同时交出 Inductor 生成的 Python 包装代码
+with torch.no_grad():
+    block_out, generated = run_and_get_code(torch.compile(block), h)
+    torch.testing.assert_close(block_out, block(h))
+wrapper_code = generated[0]
+cpp_kernels = re.findall(r"^(\w+) = async_compile\.cpp", wrapper_code, re.M)
+library_calls = collections.Counter(
+    re.findall(r"\b(extern_kernels\.\w+|aten\.\w+)(?:\.default)?\(", wrapper_code)
+)
+print("Inductor 生成的 C++ 内核:")
+for name in cpp_kernels:
+    print("   ", name)
+print("调用现成实现的地方（次数）:")
+for name, count in library_calls.items():
+    print(f"    {name} × {count}")
+# --8<-- [end:kernels]
+
+
 # --8<-- [start:fullgraph]
 def double_if_positive(t):
     # 用张量的值决定走哪个分支：编译器没法把这种 Python 的 if 放进一张计算图，在这里图中断（graph break）
@@ -107,6 +133,15 @@ print("fullgraph=True:", f"报错 {fullgraph_error.__name__}" if fullgraph_error
 lenient = torch.compile(double_if_positive)  # 默认 fullgraph=False：在图中断处切成几段，段与段之间回到 Python
 print("默认（fullgraph=False）:", lenient(t).tolist(), " eager:", double_if_positive(t).tolist())
 # --8<-- [end:fullgraph]
+
+# --8<-- [start:explain]
+import torch._dynamo
+
+explanation = torch._dynamo.explain(double_if_positive)(t)
+print("计算图个数:", explanation.graph_count)
+print("图中断次数:", explanation.graph_break_count)
+print("中断的原因:", explanation.break_reasons[0].reason)
+# --8<-- [end:explain]
 
 # --8<-- [start:bf16_dtypes]
 watched = [
@@ -319,3 +354,181 @@ print(
     f"{payback}{compare(bf16_name, 'bf16 自动混合精度')}。"
 )
 # --8<-- [end:verdict_timing]
+
+
+# --8<-- [start:crossover]
+from dataclasses import replace
+
+CROSSOVER_WIDTHS = (16, config.n_embd, 256)  # 向量维度 d；中间那个就是本页一直在用的模型
+CROSSOVER_ROUNDS = 20
+
+
+def compiled_versus_eager(net, fast, rounds=CROSSOVER_ROUNDS, warmup=3):
+    """轮流计时 eager 模式和编译版各 rounds 步，返回两者每一轮的用时（毫秒）。"""
+    times = {"eager": [], "compiled": []}
+    for _ in range(warmup):
+        train_step(net, x, y)
+        train_step(fast, x, y)
+    for _ in range(rounds):
+        for name, which in (("eager", net), ("compiled", fast)):
+            start = time.perf_counter()
+            train_step(which, x, y)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def cache_hit_count():
+    return counters["aot_autograd"]["autograd_cache_hit"] + counters["inductor"]["fxgraph_cache_hit"]
+
+
+crossover = []
+for width in CROSSOVER_WIDTHS:
+    if width == config.n_embd:
+        # 本页的模型：5.2 节已经编译过它，5.5 节也已经轮流计时过，直接用那些数
+        net, first_call, hits = model, compile_seconds, cache_hits
+        times = {"eager": times_ms[EAGER], "compiled": times_ms[compiled_name]}
+    else:
+        torch.manual_seed(0)
+        net = GPT(replace(config, n_embd=width))
+        fast = torch.compile(net)  # 每个大小只编译这一次
+        hits_before = cache_hit_count()
+        start = time.perf_counter()
+        train_step(fast, x, y)
+        first_call, hits = time.perf_counter() - start, cache_hit_count() - hits_before
+        times = compiled_versus_eager(net, fast)
+    ratio = [c / e for c, e in zip(times["compiled"], times["eager"], strict=True)]
+    crossover.append(
+        {
+            "width": width,
+            "params": count_parameters(net),
+            "eager_ms": statistics.median(times["eager"]),
+            "compiled_ms": statistics.median(times["compiled"]),
+            "ratio": statistics.median(ratio),
+            "ratio_quartiles": quartiles(ratio),
+            "first_call": first_call,
+            "cache_hits": hits,
+        }
+    )
+
+print(
+    f"计时（每次构建不同）：每步前向 + 反向传播，每种大小轮流计时，取中位数；批量都是 {batch_size} 个、"
+    f"每个 {config.block_size} 个字符。\n"
+)
+print(
+    "| 向量维度 d | 参数量 | eager（毫秒） | 编译版（毫秒） | 用时比（中位数，中间一半） | 第一次调用（秒） |"
+)
+print("|---:|---:|---:|---:|---:|---:|")
+for row in crossover:
+    low, high = row["ratio_quartiles"]
+    note = f"，命中缓存 {row['cache_hits']} 次" if row["cache_hits"] else ""
+    print(
+        f"| {row['width']} | {row['params']:,} | {row['eager_ms']:.2f} | {row['compiled_ms']:.2f} | "
+        f"{row['ratio']:.2f}（{low:.2f} – {high:.2f}） | {row['first_call']:.1f}{note} |"
+    )
+# --8<-- [end:crossover]
+
+# --8<-- [start:crossover_plot]
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+plt.rcParams["svg.hashsalt"] = "hello-pytorch"
+plt.rcParams["svg.fonttype"] = "none"  # 文字以文本写进 SVG，由浏览器用中文字体显示
+
+fig, ax = plt.subplots(figsize=(6.5, 3.6))
+params = [row["params"] for row in crossover]
+medians = [row["ratio"] for row in crossover]
+spread_below = [row["ratio"] - row["ratio_quartiles"][0] for row in crossover]
+spread_above = [row["ratio_quartiles"][1] - row["ratio"] for row in crossover]
+ax.errorbar(params, medians, yerr=[spread_below, spread_above], marker="o", capsize=4)
+for row in crossover:
+    ax.annotate(
+        f"d = {row['width']}", (row["params"], row["ratio"]), textcoords="offset points", xytext=(6, 6)
+    )
+ax.axhline(1, color="gray", linestyle="--", linewidth=1)
+ax.set_xscale("log")
+ax.set_xlabel("参数量（对数刻度）")
+ax.set_ylabel("编译版用时 ÷ eager 用时")
+ax.set_title("低于虚线：编译版更快（点是中位数，竖线是中间一半的轮次）")
+ax.grid(alpha=0.3)
+
+buffer = io.StringIO()
+with warnings.catch_warnings():
+    # 构建机的 matplotlib 没有中文字体，只用它排版；真正显示交给浏览器，缺字形的警告可以忽略
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+plt.close(fig)
+print(buffer.getvalue())
+# --8<-- [end:crossover_plot]
+
+
+# --8<-- [start:crossover_verdict]
+import itertools
+
+
+def verdict(row):
+    """与 5.5 节同一条规则：中间一半轮次的用时比都在 1 的同一侧，才说快或慢。"""
+    low, high = row["ratio_quartiles"]
+    return "faster" if high < 1 else "slower" if low > 1 else "unclear"
+
+
+def describe(row):
+    words = {
+        "faster": f"快了约 {1 - row['ratio']:.0%}",
+        "slower": f"慢了，用时是 eager 模式的 {row['ratio']:.2f} 倍",
+        "unclear": "和 eager 模式分不出快慢",
+    }
+    return f"d = {row['width']}（{row['params']:,} 个参数）时编译版每步{words[verdict(row)]}"
+
+
+def payback_steps(row):
+    """第一次调用多花的时间，要多少步省下的时间才挣得回来；每步没有确定地变快就挣不回来（None）。"""
+    if verdict(row) != "faster":
+        return None
+    saved_ms = row["eager_ms"] - row["compiled_ms"]
+    return math.ceil(row["first_call"] * 1000 / saved_ms)
+
+
+def where_it_crosses(rows):
+    """编译版确定更快的大小与其余大小的分界：在哪两个大小之间，哪一边更快。"""
+    faster = [verdict(row) == "faster" for row in rows]
+    if all(faster):
+        return "每种大小编译版都更快，这个范围里没有交叉点"
+    if not any(faster):
+        return "没有哪种大小编译版确定地更快"
+    flips = [i for i in range(1, len(rows)) if faster[i] != faster[i - 1]]
+    if len(flips) > 1:
+        return "快慢交错，看不出一个交叉点"
+    small, large = rows[flips[0] - 1], rows[flips[0]]
+    side = "更小" if faster[0] else "更大"
+    return f"交叉点在 d = {small['width']} 和 d = {large['width']} 之间：只有{side}的模型编译版确定地更快"
+
+
+def crossover_conclusion(rows):
+    medians = [row["ratio"] for row in rows]
+    if all(a < b for a, b in itertools.pairwise(medians)):
+        trend = "模型越大，用时比越大：编译省下的比例越来越小"
+    elif all(a > b for a, b in itertools.pairwise(medians)):
+        trend = "模型越大，用时比越小：编译省下的比例越来越大"
+    else:
+        trend = "用时比没有随模型大小单调变化"
+    paybacks = [
+        f"d = {row['width']} 约 {steps:,} 步" for row in rows if (steps := payback_steps(row)) is not None
+    ]
+    payback = (
+        "按中位数算，挣回第一次调用所花的时间需要训练：" + "，".join(paybacks) + "。"
+        if paybacks
+        else "没有哪种大小每步确定地变快，第一次调用所花的时间都挣不回来。"
+    )
+    return (
+        "**本次构建的结论**（计时，每次构建不同）：在这台构建机器的 CPU 上，"
+        + "；".join(describe(row) for row in rows)
+        + f"。{where_it_crosses(rows)}。按中位数看，{trend}。{payback}"
+    )
+
+
+print(crossover_conclusion(crossover))
+# --8<-- [end:crossover_verdict]

@@ -1,7 +1,6 @@
 """第 3 章：训练流程真的学会了圆内/圆外分类；torch.compile 与 eager 一致；SDPA 等于手写的注意力公式。"""
 
 import math
-import re
 
 import pytest
 import torch
@@ -91,21 +90,6 @@ def test_compiled_equals_eager(run_snippet):
     assert ns["max_abs_diff"] < 1e-5, f"编译版与 eager 版相差 {ns['max_abs_diff']}"
 
 
-def test_inductor_generated_a_cpp_kernel(run_snippet):
-    code = run_snippet(SNIPPET).ns["wrapper_code"]
-    assert "async_compile.cpp" in code, "Inductor 在 CPU 上应生成 C++ 内核"
-    # 页面说：只有一个生成的内核，里面只有 relu；两个线性层都交给 addmm（顺便加偏置）
-    kernels = re.findall(r"^(\w+) = async_compile\.cpp", code, re.M)
-    assert len(kernels) == 1 and re.fullmatch(r"cpp_fused_relu_\d+", kernels[0]), kernels
-    assert re.findall(r"extern_kernels\.\w+", code) == ["extern_kernels.addmm"] * 2
-
-
-def test_data_dependent_branch_breaks_the_graph(run_snippet):
-    explanation = run_snippet(SNIPPET).ns["explanation"]
-    assert explanation.graph_break_count >= 1, "依赖张量数值的 if 应该造成图中断"
-    assert explanation.graph_count == explanation.graph_break_count + 1
-
-
 def test_sdpa_equals_manual_formula(run_snippet):
     ns = run_snippet(SNIPPET).ns
     torch.testing.assert_close(ns["fused_attention"], ns["manual_attention"])
@@ -142,7 +126,6 @@ def test_prints_key_lines(run_snippet):
     assert "参数总数: 65" in out
     assert f"测试集准确率: {ns['test_acc']:.3f}" in out
     assert "torch.testing.assert_close 通过" in out
-    assert "图中断（graph break）次数: 1" in out
     assert "torch.testing.assert_close 两次都通过" in out
     assert "默认调用与只允许 FlashAttention 内核时的结果逐位相同: True" in out
     faster = ns["compiled_call_seconds"] < ns["eager_call_seconds"]

@@ -153,3 +153,81 @@ def test_fullgraph_refuses_a_graph_break_that_the_default_compiles_around(run_sn
     torch.testing.assert_close(ns["lenient"](t), ns["double_if_positive"](t))
     assert ns["fullgraph_error"] is not None, "fullgraph=True 遇到断图应当报错"
     assert issubclass(ns["fullgraph_error"], torch._dynamo.exc.Unsupported)
+
+
+def test_inductor_fuses_small_ops_and_leaves_matmul_and_attention_to_the_library(run_snippet):
+    """页面说：残差的加法和 LayerNorm 融合进一个内核；4 个线性层交给 addmm；注意力是同一个融合注意力函数。"""
+    ns = run_snippet(SNIPPET).ns
+    kernels, calls = ns["cpp_kernels"], ns["library_calls"]
+    assert kernels, "Inductor 在 CPU 上应生成 C++ 内核"
+    assert all(name.startswith("cpp_fused_") for name in kernels), kernels
+    assert any("add" in name and "layer_norm" in name for name in kernels), kernels
+    linears = sum(isinstance(m, torch.nn.Linear) for m in ns["block"].modules())
+    assert calls["extern_kernels.addmm"] == linears == 4, calls
+    assert any("flash_attention" in name for name in calls), calls
+    with torch.no_grad():
+        torch.testing.assert_close(ns["block_out"], ns["block"](ns["h"]))
+
+
+def test_explain_finds_the_graph_break(run_snippet):
+    explanation = run_snippet(SNIPPET).ns["explanation"]
+    assert explanation.graph_count == 2 and explanation.graph_break_count == 1
+    assert "TensorVariable" in explanation.break_reasons[0].reason
+
+
+def test_crossover_measures_each_size_once_and_reuses_the_page_model(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    rows = ns["crossover"]
+    assert [row["width"] for row in rows] == list(ns["CROSSOVER_WIDTHS"])
+    assert ns["config"].n_embd in ns["CROSSOVER_WIDTHS"]
+    params = [row["params"] for row in rows]
+    assert params == sorted(params) and len(set(params)) == len(params), params
+    page_row = next(row for row in rows if row["width"] == ns["config"].n_embd)
+    assert page_row["first_call"] == ns["compile_seconds"], "本页模型那一行应直接用 5.2 节的编译时间"
+    assert page_row["params"] == ns["count_parameters"](ns["model"])
+    for row in rows:
+        low, high = row["ratio_quartiles"]
+        assert low <= row["ratio"] <= high and row["first_call"] > 0 and row["eager_ms"] > 0
+
+
+def _row(width, ratio, low, high, eager_ms=10.0, first_call=20.0):
+    return {
+        "width": width,
+        "params": width * 100,
+        "eager_ms": eager_ms,
+        "compiled_ms": eager_ms * ratio,
+        "ratio": ratio,
+        "ratio_quartiles": (low, high),
+        "first_call": first_call,
+        "cache_hits": 0,
+    }
+
+
+def test_crossover_conclusion_says_only_what_the_numbers_support(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    conclude = ns["crossover_conclusion"]
+    small_wins = [_row(16, 0.8, 0.7, 0.9), _row(64, 0.97, 0.9, 1.05), _row(256, 1.1, 1.05, 1.2)]
+    text = conclude(small_wins)
+    assert "d = 16（1,600 个参数）时编译版每步快了约 20%" in text
+    assert "d = 64（6,400 个参数）时编译版每步和 eager 模式分不出快慢" in text
+    assert "d = 256（25,600 个参数）时编译版每步慢了，用时是 eager 模式的 1.10 倍" in text
+    assert "交叉点在 d = 16 和 d = 64 之间：只有更小的模型编译版确定地更快" in text
+    assert "模型越大，用时比越大" in text
+    # 20 秒 ÷ 每步省下的 2 毫秒 = 10,000 步；没变快的大小不算
+    assert "d = 16 约 10,000 步。" in text and "d = 64 约" not in text
+    large_wins = [_row(16, 1.2, 1.1, 1.3), _row(64, 0.9, 0.85, 0.95), _row(256, 0.8, 0.7, 0.9)]
+    text = conclude(large_wins)
+    assert "只有更大的模型编译版确定地更快" in text and "模型越大，用时比越小" in text
+    none = [_row(16, 1.0, 0.9, 1.1), _row(64, 0.9, 0.8, 1.01), _row(256, 1.05, 0.99, 1.1)]
+    text = conclude(none)
+    assert "没有哪种大小编译版确定地更快" in text and "没有随模型大小单调变化" in text
+    assert "第一次调用所花的时间都挣不回来" in text
+    assert "没有交叉点" in conclude([_row(16, 0.8, 0.7, 0.9), _row(64, 0.9, 0.8, 0.95)])
+    mixed = [_row(16, 0.8, 0.7, 0.9), _row(64, 1.0, 0.9, 1.1), _row(256, 0.8, 0.7, 0.9)]
+    assert "快慢交错" in conclude(mixed)
+
+
+def test_the_printed_crossover_conclusion_is_the_one_computed_from_this_run(run_snippet):
+    run = run_snippet(SNIPPET)
+    assert run.ns["crossover_conclusion"](run.ns["crossover"]) in run.stdout
+    assert run.stdout.count("<svg") >= 1 and "编译版用时 ÷ eager 用时" in run.stdout
