@@ -36,6 +36,7 @@ from pathlib import Path
 import markdown_exec
 from markupsafe import Markup
 
+from hello_build import figures
 from hello_build.dialect import MEASURE_OPTION, Target, first_line, measure_option
 from hello_build.settings import TIMEOUT_ENV, Settings
 from hello_build.store import Store
@@ -225,25 +226,35 @@ class Executor:
         是热构建里最慢的一步；命中时直接用缓存的 HTML。输出里生成了标题（会进目录）的块不缓存 HTML。"""
         code, session = kwargs["code"], kwargs.get("session") or None
         if not self.settings.execute:
-            return markdown_exec.base_format(language="python", run=self.run, **kwargs)
+            return self._render(**kwargs)
         state = self.session(session, kwargs.get("id"))
         options = {name: kwargs.get(name) for name in _RENDER_OPTIONS}
-        # 渲染结果还取决于 Markdown 扩展的配置（例如 pymdownx.highlight 的选项）：它们也进签名
+        # 渲染结果还取决于 Markdown 扩展的配置（例如 pymdownx.highlight 的选项）和放进页面前的整理
+        # （hello_build/figures.py 的源码）：它们都进签名
         signature = hashlib.sha256(
-            json.dumps([options, markdown_config(kwargs["md"])], sort_keys=True, default=_stable).encode()
+            json.dumps(
+                [options, markdown_config(kwargs["md"]), _FIGURES_DIGEST], sort_keys=True, default=_stable
+            ).encode()
         ).hexdigest()[:16]
         key = self._key(state.chain, code)
         entry = self._read(key)
         if entry is not None and signature in entry["html"]:
             self.run(code, session=session, id=kwargs.get("id"), **(kwargs.get("extra") or {}))
             return Markup(entry["html"][signature])
-        markup = markdown_exec.base_format(language="python", run=self.run, **kwargs)
+        markup = self._render(**kwargs)
         if self.store is not None and not re.search(r"<h[1-6][\s>]", str(markup)):
             entry = self.store.read(key)
             if entry is not None:
                 entry["html"][signature] = str(markup)
                 self.store.write(key, {k: v for k, v in entry.items() if k != "sha256"})
         return markup
+
+    def _render(self, **kwargs) -> Markup:
+        html = markdown_exec.base_format(language="python", run=self.run, **kwargs)
+        return Markup(figures.inline_svg(str(html), kwargs.get("id") or "block"))
+
+
+_FIGURES_DIGEST = hashlib.sha256(Path(figures.__file__).read_bytes()).hexdigest()
 
 
 def _stable(value) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from hello_build.figures import inline_svg
 from hello_build.store import Store
 
 NOTEBOOK_VERSION = "3"  # 改变笔记本的格式或运行方式时加一，旧的输出缓存随之失效
@@ -102,6 +103,12 @@ def write_notebook(job: Job, cells: list[dict] | None) -> None:
     code_cells = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
     for cell, result in zip(code_cells, cells, strict=True) if cells is not None else ():
         cell["outputs"], cell["execution_count"] = result["outputs"], result["execution_count"]
+        include = cell["metadata"].get("hello_pytorch", {}).get("include")
+        for output in cell["outputs"] if include else ():
+            # 显示成 HTML 的 SVG 图，像网页上一样整理（去掉 XML 声明，id 加上代码块的前缀，见 hello_build/figures.py）
+            html = output.get("data", {}).get("text/html")
+            if output["output_type"] == "display_data" and isinstance(html, str):
+                output["data"]["text/html"] = inline_svg(html, include)
     node = nbformat.from_dict(nb)
     nbformat.validate(node)
     text = nbformat.writes(node)

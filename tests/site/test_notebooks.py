@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 import nbformat
 import pytest
 
+from hello_build.figures import inline_svg
 from hello_build.notebooks.links import BRANCH
 from tests.conftest import DOCS, ROOT
 
@@ -162,6 +163,8 @@ def assert_same_outputs(nb, manifest, page, where: str) -> None:
         if expected is None:  # measure="yes" 的代码块打印测量值：只在页面上量，笔记本里构建时不运行它
             assert cell.execution_count is None and not cell.outputs, f"{where} {page} 的 {block_id} 不该运行"
             continue
+        # 网页和笔记本里的 SVG 图都经过同样的整理（hello_build/figures.py），整理前是同一段打印输出
+        expected = inline_svg(expected, block_id)
         assert printed(cell).rstrip() == expected.rstrip(), (
             f"{where} {page} 的 {block_id} 输出与页面不同：\n笔记本：{printed(cell)[:500]!r}\n页面：{expected[:500]!r}"
         )
