@@ -149,8 +149,9 @@ def libraries(root: Path, page: str) -> list[Path]:
 
 
 def segments(lines: list[str]) -> list[tuple]:
-    """把页面的 Markdown 切成一串片段：("md", 文字)、("code", 包含目标, 输出方式)、("show", 包含目标, 标题)、
+    """把页面的 Markdown 切成一串片段：("md", 文字)、("code", 包含目标, 输出方式)、("show", 包含目标, 标题, 语言)、
     ("box", 标题, 种类, 里面的片段)。box 是提示框（种类如 "note"、"bug"）或标签页（种类为 None），里面递归地切开。
+    show 是只展示、不执行的代码块，语言取自代码块的头部（python、bash、yaml……）。
 
     输出方式：text（文字结果）、html（画出的图）、markdown（打印 Markdown 的句子）。
     """
@@ -189,7 +190,8 @@ def segments(lines: list[str]) -> list[tuple]:
                         out.append(("code", include["target"], kind))
                     else:
                         title = re.search(r'title="([^"]*)"', info)
-                        out.append(("show", include["target"], title[1] if title else ""))
+                        language = info.split()[0] if info.split() and "=" not in info.split()[0] else ""
+                        out.append(("show", include["target"], title[1] if title else "", language))
             else:
                 prose.extend(lines[i : end + 1])
             i = end + 1

@@ -259,6 +259,7 @@ def make_notebook(source: PageSource) -> dict:
         "下载依赖慢时，把第一个代码单元格里的 `PIP_MIRROR` 设为国内的 PyPI 镜像。",
     )
     modules = libraries(source.root, source.page)
+    written = {library.relative_to(source.root).as_posix() for library in modules}  # 准备单元格写出的文件
     code = "\n".join(
         [section_code(source.root, Target.parse(item[1])) for item in items if item[0] == "code"]
         + [library.read_text(encoding="utf-8") for library in modules]
@@ -298,8 +299,11 @@ def make_notebook(source: PageSource) -> dict:
         else:
             target = Target.parse(item[1])
             code = section_code(source.root, target)
-            note = f"`{item[2] or target.path}`（开头的准备单元格已经把整个文件写好，这里只展示，不必运行）："
-            add("markdown", f"{note}\n\n```python\n{code}\n```")
+            if target.path in written:
+                note = f"`{item[2] or target.path}`（开头的准备单元格已经把整个文件写好，这里只展示，不必运行）："
+            else:  # 例如集群上的作业脚本：笔记本里不写出、也不运行它
+                note = f"`{item[2] or target.path}`（网站仓库里的文件，这里只展示，笔记本不运行它）："
+            add("markdown", f"{note}\n\n```{item[3] or 'python'}\n{code}\n```")
     if footnotes:
         lines = [
             f"{number}. {links.jupyter(definitions.get(name, ''), footnotes)}"

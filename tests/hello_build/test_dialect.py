@@ -123,7 +123,7 @@ def test_segments_split_prose_code_and_boxes():
     assert (title, kind) == ("提示", "note")
     assert inner[0] == ("md", "框里的字。") and inner[1] == ("code", "snippets/x.py:plot", "html")
     assert items[3][1:3] == ("标签", None)
-    assert items[4] == ("show", "snippets/_lib.py:gpt", "库")
+    assert items[4] == ("show", "snippets/_lib.py:gpt", "库", "python")
 
 
 def test_libraries_are_the_private_modules_next_to_the_page(tmp_path):

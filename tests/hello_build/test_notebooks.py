@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -102,6 +103,24 @@ def test_markdown_reads_well_in_jupyter(source):
     assert 'click A "https://site.example/part9/page/other/"' in text, "Mermaid 里可点击的方框指向绝对地址"
     assert "```python\nX = 42\n```" in text, "只展示的库片段是 Markdown 里的代码块"
     assert "description:" not in text
+
+
+def test_a_shown_file_that_is_not_a_library_keeps_its_language(source):
+    """页面只展示的非 Python 文件（如集群的作业清单）：笔记本里用页面代码块的语言展示，不说准备单元格写好了它。"""
+    folder = source.root / "snippets" / "part9" / "page"
+    folder.mkdir()
+    (folder / "job.yaml").write_text("kind: Job\n", encoding="utf-8")
+    page = (
+        source.markdown
+        + '\n```yaml title="snippets/part9/page/job.yaml"\n--8<-- "snippets/part9/page/job.yaml"\n```\n'
+    )
+    nb = make_notebook(replace(source, markdown=page))
+    cells = [c["source"] for c in nb["cells"] if c["cell_type"] == "markdown"]
+    (shown,) = [c for c in cells if "job.yaml" in c]
+    assert shown.endswith("```yaml\nkind: Job\n```"), shown
+    assert "准备单元格" not in shown and "不运行" in shown
+    (library,) = [c for c in cells if "X = 42" in c]
+    assert "准备单元格已经把整个文件写好" in library
 
 
 def test_pins_come_from_requirements():

@@ -1,5 +1,8 @@
-"""第三部分第 3 章：16 个进程时的数据分法来自 worker 自己的采样器；进程编号的规则与真实的两节点会合一致。"""
+"""第三部分第 3 章：16 个进程时的数据分法来自 worker 自己的采样器；进程编号的规则与真实的两节点会合一致；
+集群上的两个作业文件（Slurm 脚本、Kubernetes 的 PyTorchJob）启动的是第 1 页在构建时启动的同一个 worker。"""
 
+import argparse
+import ast
 import json
 import os
 import socket
@@ -8,8 +11,14 @@ import sys
 import textwrap
 
 import pytest
+import yaml
+from torch.distributed.run import parse_args as parse_torchrun_args
+
+from tests.conftest import ROOT
 
 SNIPPET = "snippets/part3/ch03_cluster.py"
+SBATCH = ROOT / "snippets/part3/ch03_cluster/train.sbatch"
+PYTORCHJOB = ROOT / "snippets/part3/ch03_cluster/pytorchjob.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +57,7 @@ ENV_WORKER = textwrap.dedent(
     """
     import json, os, sys
     keys = ["RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK",
-            "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT", "OMP_NUM_THREADS"]
+            "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT", "OMP_NUM_THREADS", "HELLO_POD"]
     with open(os.path.join(sys.argv[1], "env" + os.environ["RANK"] + ".json"), "w") as f:
         json.dump({key: os.environ.get(key) for key in keys}, f)
     """
@@ -94,3 +103,267 @@ def test_torchrun_ranks_match_a_real_two_node_rendezvous(tmp_path, ns):
     assert {e["TORCHELASTIC_RESTART_COUNT"] for e in seen} == {"0"}
     # 没设置 OMP_NUM_THREADS、每台不止一个进程时，torchrun 把它设成 1
     assert {e["OMP_NUM_THREADS"] for e in seen} == {"1"}
+
+
+# ---------------------------------------------------------------- 集群上的作业文件（页面只展示，不执行）
+
+
+def site_train_invocation() -> tuple[str, list[str | None]]:
+    """第 1 页在构建时怎样启动 worker 训练：从 snippets/part3/ch01_ddp.py 的源码读出 WORKER 和
+    run_torchrun(WORKER, "--demo", "train", ...) 的参数。不是常量的参数（本机的临时目录）记作 None。"""
+    tree = ast.parse((ROOT / "snippets/part3/ch01_ddp.py").read_text(encoding="utf-8"))
+    assigned = {
+        node.targets[0].id: node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+    worker = ast.literal_eval(assigned["WORKER"].args[0])  # Path("snippets/part3/_ddp_worker.py")
+    calls = [
+        [arg.value if isinstance(arg, ast.Constant) else None for arg in node.args[1:]]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_torchrun"
+    ]
+    (train,) = [args for args in calls if "train" in args]
+    return worker, train
+
+
+def assert_same_worker(script: str, script_args: list[str]) -> str:
+    """集群上运行的脚本和参数与第 1 页相同；只有本机的临时目录换成了集群上的目录。返回那个目录。"""
+    worker, train = site_train_invocation()
+    assert script == worker, f"集群上运行的是 {script}，第 1 页运行的是 {worker}"
+    assert len(script_args) == len(train), f"worker 的参数 {script_args} 与第 1 页的 {train} 不同"
+    for got, want in zip(script_args, train, strict=True):
+        assert want is None or got == want, f"worker 的参数 {script_args} 与第 1 页的 {train} 不同"
+    (out,) = [got for got, want in zip(script_args, train, strict=True) if want is None]
+    assert out.startswith("/"), "集群上的结果目录应是绝对路径（每台机器上都一样）"
+    return out
+
+
+def parse_torchrun(argv: list[str], env: dict[str, str], monkeypatch) -> argparse.Namespace:
+    """用 torchrun 自己的参数解析器读命令行。命令行里没写的参数，torchrun 从 PET_<参数名> 环境变量里取。"""
+    assert argv[0] == "torchrun", argv
+    for key in [key for key in os.environ if key.startswith("PET_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return parse_torchrun_args(argv[1:])
+
+
+# ------------------------------------------------ Slurm
+
+
+def sbatch_options() -> dict[str, str]:
+    """脚本开头的 #SBATCH 选项。sbatch 读到第一条命令就不再读 #SBATCH，之后的 #SBATCH 会被悄悄忽略。"""
+    options, lines = {}, SBATCH.read_text(encoding="utf-8").splitlines()
+    first_command = next(
+        i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")
+    )
+    for line in lines[:first_command]:
+        if line.startswith("#SBATCH "):
+            key, _, value = line.removeprefix("#SBATCH ").strip().partition("=")
+            options[key.removeprefix("--")] = value
+    late = [line for line in lines[first_command:] if line.lstrip().startswith("#SBATCH")]
+    assert not late, f"这些 #SBATCH 写在第一条命令之后，sbatch 不会读：{late}"
+    return options
+
+
+# 代替 scontrol、srun、mkdir 的小程序：把自己收到的参数记进 $CALLS，scontrol 还像真的一样列出两台机器
+RECORDER = textwrap.dedent(
+    """
+    import json, os, sys
+    name = os.path.basename(sys.argv[0])
+    srun_env = {key: value for key, value in os.environ.items() if key.startswith("SRUN_")}
+    with open(os.environ["CALLS"], "a") as f:
+        f.write(json.dumps({"command": name, "args": sys.argv[1:], "srun_env": srun_env}) + "\\n")
+    if name == "scontrol" and sys.argv[1:3] == ["show", "hostnames"]:
+        print("node-a")
+        print("node-b")
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def sbatch_calls(tmp_path_factory):
+    """像 Slurm 那样在分到的第一台机器上运行脚本（环境变量按 #SBATCH 的申请填写），只是 scontrol、srun、mkdir
+    换成了只记录参数的替身：得到脚本真正会执行的命令，变量都已展开。"""
+    tmp = tmp_path_factory.mktemp("sbatch")
+    for name in ("scontrol", "srun", "mkdir"):
+        stub = tmp / name
+        stub.write_text(f"#!{sys.executable}\n{RECORDER}", encoding="utf-8")
+        stub.chmod(0o755)
+    options = sbatch_options()
+    env = {
+        "PATH": f"{tmp}{os.pathsep}{os.environ['PATH']}",
+        "CALLS": str(tmp / "calls.jsonl"),
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NODELIST": "node-[a-b]",
+        "SLURM_NNODES": options["nodes"],
+        "SLURM_CPUS_PER_TASK": options["cpus-per-task"],
+    }
+    result = subprocess.run(
+        ["bash", str(SBATCH)], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    calls = [json.loads(line) for line in (tmp / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {"options": options, "env": env, "calls": calls}
+
+
+def test_sbatch_script_is_valid_bash():
+    result = subprocess.run(["bash", "-n", str(SBATCH)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_sbatch_asks_for_the_two_8_gpu_machines_of_this_page(ns, sbatch_calls):
+    options = sbatch_calls["options"]
+    nnodes, nproc_per_node = ns["LAYOUTS"]["两台 8 卡机器"]
+    assert options["nodes"] == str(nnodes) and options["gpus-per-node"] == str(nproc_per_node)
+    assert options["ntasks-per-node"] == "1", "每台机器只启动一个 torchrun"
+    # Slurm 22.05 起 srun 不继承 --cpus-per-task：脚本要通过 SRUN_CPUS_PER_TASK 把它交给 srun
+    (srun,) = [call for call in sbatch_calls["calls"] if call["command"] == "srun"]
+    assert srun["srun_env"].get("SRUN_CPUS_PER_TASK") == options["cpus-per-task"], (
+        "脚本应 export SRUN_CPUS_PER_TASK，把申请的 CPU 核数交给 srun"
+    )
+
+
+def test_sbatch_runs_the_sites_worker_with_c10d_rendezvous(ns, sbatch_calls, monkeypatch):
+    calls, options = sbatch_calls["calls"], sbatch_calls["options"]
+    assert [call["command"] for call in calls] == ["scontrol", "mkdir", "srun"]
+    scontrol, mkdir, srun = calls
+    assert scontrol["args"] == ["show", "hostnames", sbatch_calls["env"]["SLURM_JOB_NODELIST"]]
+    args = parse_torchrun(srun["args"], {}, monkeypatch)
+    assert args.nnodes == options["nodes"], "机器数来自 Slurm 的 $SLURM_NNODES"
+    assert args.nproc_per_node == options["gpus-per-node"], "每台机器的进程数应等于申请的 GPU 数"
+    assert not args.standalone
+    assert args.rdzv_backend == "c10d"
+    assert args.rdzv_endpoint == "node-a:29400", "会合端点应是分到的第一台机器"
+    assert args.rdzv_id == sbatch_calls["env"]["SLURM_JOB_ID"], "会合的任务名用 Slurm 的作业号"
+    assert args.max_restarts >= 1, "应允许 torchrun 在进程失败后重启整组进程"
+    out = assert_same_worker(args.training_script, args.training_script_args)
+    assert mkdir["args"] == ["-p", out], "worker 不会自己建结果目录，脚本要先建好"
+
+
+# ------------------------------------------------ Kubernetes（Kubeflow 训练 operator 的 PyTorchJob）
+
+# operator 给 Master 容器里名叫 pytorchjob-port 的端口的默认值（training-operator v1.9 的 pytorch_types.go）
+DEFAULT_MASTER_PORT = "23456"
+
+
+@pytest.fixture(scope="module")
+def job():
+    return yaml.safe_load(PYTORCHJOB.read_text(encoding="utf-8"))
+
+
+def pods(job) -> list[tuple[str, int]]:
+    specs = job["spec"]["pytorchReplicaSpecs"]
+    return [(kind, index) for kind in ("Master", "Worker") for index in range(specs[kind]["replicas"])]
+
+
+def container(job, kind: str) -> dict:
+    (found,) = [
+        c
+        for c in job["spec"]["pytorchReplicaSpecs"][kind]["template"]["spec"]["containers"]
+        if c["name"] == "pytorch"
+    ]
+    return found
+
+
+def operator_env(job, kind: str, index: int) -> dict[str, str]:
+    """没有 elasticPolicy 时，training-operator（v1.7 起，这里照 v1.9 的源码 pkg/controller.v1/pytorch/envvar.go
+    与 master.go）给每个 Pod 里的容器设置的环境变量。节点编号：Master 是 0，第 i 个 Worker 是 i + 1。"""
+    nproc = job["spec"].get("nprocPerNode", "auto")  # 不写时 operator 填 "auto"
+    total = len(pods(job))
+    node_rank = str(index + (1 if kind == "Worker" else 0))
+    master = f"{job['metadata']['name']}-master-0"  # Master Pod 的服务名
+    ports = [
+        p["containerPort"]
+        for p in container(job, "Master").get("ports", [])
+        if p["name"] == "pytorchjob-port"
+    ]
+    port = str(ports[0]) if ports else DEFAULT_MASTER_PORT
+    return {
+        "PYTHONUNBUFFERED": "1",
+        "MASTER_ADDR": master,
+        "PET_MASTER_ADDR": master,
+        "MASTER_PORT": port,
+        "PET_MASTER_PORT": port,
+        "WORLD_SIZE": str(total * (int(nproc) if nproc.isdigit() else 1)),
+        "RANK": node_rank,
+        "PET_NODE_RANK": node_rank,
+        "PET_NPROC_PER_NODE": nproc,
+        "PET_NNODES": str(total),
+    }
+
+
+def test_pytorchjob_has_one_master_and_workers_that_run_the_same_container(ns, job):
+    assert job["apiVersion"] == "kubeflow.org/v1" and job["kind"] == "PyTorchJob"
+    specs = job["spec"]["pytorchReplicaSpecs"]
+    assert set(specs) == {"Master", "Worker"}
+    assert specs["Master"]["replicas"] == 1, "operator 只接受 1 个 Master：它就是节点 0"
+    assert all(spec["restartPolicy"] == "OnFailure" for spec in specs.values())
+    # 有 elasticPolicy 时规则不同（PET_NNODES 只数 Worker，会合改用 c10d），本页的说明就不对了
+    assert "elasticPolicy" not in job["spec"]
+    assert specs["Master"]["template"] == specs["Worker"]["template"], "两种 Pod 应运行同一个容器"
+    nnodes, nproc_per_node = ns["LAYOUTS"]["两台 8 卡机器"]
+    assert len(pods(job)) == nnodes
+    # CRD 里 nprocPerNode 是字符串（也可以写 auto、gpu）；写成数字 8 会被 Kubernetes 拒绝
+    assert job["spec"]["nprocPerNode"] == str(nproc_per_node)
+    assert container(job, "Master")["resources"]["limits"]["nvidia.com/gpu"] == nproc_per_node
+    assert "example.com" in container(job, "Master")["image"], "镜像应是一眼能看出要换掉的占位符"
+
+
+def test_pytorchjob_pods_run_the_sites_worker_with_torchrun_reading_operator_env(ns, job, monkeypatch):
+    nnodes, nproc_per_node = ns["LAYOUTS"]["两台 8 卡机器"]
+    for kind, index in pods(job):
+        spec = container(job, kind)
+        env = operator_env(job, kind, index)
+        args = parse_torchrun(spec["command"] + spec["args"], env, monkeypatch)
+        assert (args.nnodes, args.nproc_per_node) == (str(nnodes), str(nproc_per_node))
+        assert not args.standalone, "--standalone 让每个 Pod 只在自己里面会合"
+        assert args.rdzv_backend == "static", "没有 elasticPolicy：torchrun 用 static 会合，Master 就是节点 0"
+        assert args.node_rank == int(env["PET_NODE_RANK"]) == (0 if kind == "Master" else index + 1)
+        assert (args.master_addr, str(args.master_port)) == ("hello-ddp-master-0", DEFAULT_MASTER_PORT)
+        out = assert_same_worker(args.training_script, args.training_script_args)
+        mounts = [mount["mountPath"] for mount in spec["volumeMounts"]]
+        assert out in mounts, "worker 不会自己建结果目录：它应是挂载进来的共享存储"
+
+
+def test_pytorchjob_pods_rendezvous_from_operator_env_alone(tmp_path, ns, job):
+    """在一台机器上启动两个 torchrun，命令行和 PyTorchJob 里的一样（不写任何 torchrun 参数），环境变量是 operator
+    会给 Master、Worker 两个 Pod 的那些；只把 Master 的地址换成本机、每个 Pod 的进程数换成 1，worker 换成记录
+    环境变量的小脚本。它们只靠这些环境变量就会合成一组：Master 上的进程是 RANK 0。"""
+    worker = tmp_path / "env_worker.py"
+    worker.write_text(ENV_WORKER)
+    port = str(free_port())
+    agents = []
+    for kind, index in pods(job):
+        spec = container(job, kind)
+        argv = spec["command"] + spec["args"]
+        launcher_options = argv[1 : argv.index(site_train_invocation()[0])]  # torchrun 与 worker 之间的参数
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            *launcher_options,
+            str(worker),
+            str(tmp_path),
+        ]
+        env = {key: value for key, value in os.environ.items() if not key.startswith("PET_")}
+        env.update(operator_env(job, kind, index))
+        env.update(PET_MASTER_ADDR="127.0.0.1", PET_MASTER_PORT=port, PET_NPROC_PER_NODE="1", HELLO_POD=kind)
+        agents.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    try:
+        outputs = [agent.communicate(timeout=60)[0] for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    assert all(agent.returncode == 0 for agent in agents), outputs
+    seen = [json.loads((tmp_path / f"env{rank}.json").read_text()) for rank in range(len(agents))]
+    got = [
+        {key: int(e[key]) for key in ("GROUP_RANK", "LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")}
+        for e in seen
+    ]
+    # operator 给 Pod 的 WORLD_SIZE（Pod 数 × nprocPerNode）和 RANK（Pod 的编号）被 torchrun 换成了每个进程自己的
+    assert sorted(got, key=lambda r: r["RANK"]) == ns["torchrun_ranks"](len(agents), 1)
+    assert [e["HELLO_POD"] for e in seen] == ["Master", "Worker"], "Master Pod 上的进程应是 RANK 0"

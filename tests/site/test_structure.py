@@ -19,6 +19,15 @@ SECTION = re.compile(r"^\s*# --8<-- \[(?P<kind>start|end):(?P<name>[\w-]+)\]\s*$
 
 PAGES = sorted(DOCS.rglob("*.md"))
 SNIPPET_FILES = sorted(p for p in SNIPPETS.rglob("*.py") if not p.name.startswith("_"))
+# snippets/ 里不是 Python 的文件（如集群上的作业脚本、配置清单）：页面只展示、不执行，放在页面同名的目录里，
+# 例如 docs/part3/ch03_cluster.md 展示 snippets/part3/ch03_cluster/train.sbatch。后缀 -> 展示它的代码块的语言
+ASSET_LANGUAGES = {".sbatch": "bash", ".sh": "bash", ".yaml": "yaml", ".yml": "yaml"}
+ASSETS = sorted(
+    p
+    for p in SNIPPETS.rglob("*")
+    if p.is_file() and p.suffix not in {".py", ".pyc"} and "__pycache__" not in p.parts
+)
+ANY_FENCE_OPEN = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)(.*)$")
 
 
 def python_fences(md: Path):
@@ -36,6 +45,34 @@ def python_fences(md: Path):
             yield i + 1, match[4], body
             i = j
         i += 1
+
+
+def fences(md: Path):
+    """页面里每个代码块（任何语言）：(行号, 语言, 头部的其余部分, 正文各行)。"""
+    lines = md.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        match = ANY_FENCE_OPEN.match(lines[i])
+        if match:
+            close = match[2]
+            body, j = [], i + 1
+            while j < len(lines) and not lines[j].strip().startswith(close):
+                body.append(lines[j])
+                j += 1
+            yield i + 1, match[3], match[4], body
+            i = j
+        i += 1
+
+
+def asset_includes(md: Path) -> list[tuple[int, str, str, str, str | None]]:
+    """页面包含的 snippets/ 里的非 Python 文件：(行号, 语言, 头部的其余部分, 文件, 片段)。"""
+    found = []
+    for number, language, info, body in fences(md):
+        for line in body:
+            match = INCLUDE.match(line)
+            if match and not match["path"].endswith(".py"):
+                found.append((number, language, info, match["path"], match["section"]))
+    return found
 
 
 def includes(md: Path, executed: bool = True) -> list[tuple[str, str]]:
@@ -89,6 +126,47 @@ def test_python_fences_only_include_snippets(md):
         assert code and all(INCLUDE.match(line) for line in code), (
             f"{md.relative_to(ROOT)}:{number}: python 代码块里只能有 --8<-- 包含语句，代码要写在 snippets/ 里"
         )
+
+
+@pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_fences_that_include_a_file_contain_nothing_else(md):
+    """任何语言的代码块，只要包含了 snippets/ 里的文件，就只能有包含语句：不能一半包含、一半手写。"""
+    for number, _, _, body in fences(md):
+        code = [line for line in body if line.strip()]
+        if any(INCLUDE.match(line) for line in code):
+            assert all(INCLUDE.match(line) for line in code), (
+                f"{md.relative_to(ROOT)}:{number}: 包含文件的代码块里只能有 --8<-- 包含语句"
+            )
+
+
+@pytest.mark.parametrize("asset", ASSETS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_non_python_snippet_file_is_shown_whole_by_its_page(asset):
+    """snippets/<部分>/<页面名>/ 里的文件由 docs/<部分>/<页面名>.md 原样完整地展示一次（可以直接复制），
+    代码块的标题是文件的路径，语言与文件的种类相符；页面的测试文件要检查它（提到它的路径）。"""
+    rel = asset.relative_to(ROOT).as_posix()
+    folder = asset.parent.relative_to(SNIPPETS)
+    page = (DOCS / folder).with_suffix(".md")
+    assert page.exists(), (
+        f"{rel} 应放在某个页面同名的目录里（snippets/<部分>/<页面名>/），找不到 {page.relative_to(ROOT)}"
+    )
+    language = ASSET_LANGUAGES.get(asset.suffix)
+    assert language, f"{rel}：不认识的文件种类 {asset.suffix!r}，请把它和代码块的语言加进 ASSET_LANGUAGES"
+    shown = [(md, found) for md in PAGES for found in asset_includes(md) if found[3] == rel]
+    assert [md for md, _ in shown] == [page], (
+        f"{rel} 应由 {page.relative_to(ROOT)} 展示恰好一次，实际：{[str(md.relative_to(ROOT)) for md, _ in shown]}"
+    )
+    number, fence_language, info, _, section = shown[0][1]
+    where = f"{page.relative_to(ROOT)}:{number}"
+    assert section is None, f"{where}: 要展示整个 {rel}（读者直接复制），不要只包含片段 {section}"
+    assert 'exec="' not in info, f"{where}: {rel} 只展示，不执行"
+    assert fence_language == language, (
+        f"{where}: {rel} 应放在 ```{language} 代码块里，实际是 {fence_language!r}"
+    )
+    assert f'title="{rel}"' in info, f'{where}: 代码块应写明 title="{rel}"，读者知道文件在仓库的哪里'
+    test = ROOT / "tests" / folder.parent / f"test_{folder.name}.py"
+    assert test.exists() and rel in test.read_text(encoding="utf-8"), (
+        f"{rel} 应由 {test.relative_to(ROOT)} 检查（测试里写出它的路径）"
+    )
 
 
 @pytest.mark.parametrize("md", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -218,7 +296,7 @@ def test_readme_table_lists_every_page():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [str(p.relative_to(ROOT)) for p in PAGES if f"`{p.relative_to(ROOT).as_posix()}`" not in readme]
     assert not missing, f"README 的表格里缺少这些页面：{missing}"
-    for snippet in SNIPPET_FILES:
+    for snippet in SNIPPET_FILES + ASSETS:
         assert f"`{snippet.relative_to(ROOT).as_posix()}`" in readme, (
             f"README 的表格里缺少 {snippet.relative_to(ROOT)}"
         )
