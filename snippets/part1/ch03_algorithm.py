@@ -258,3 +258,65 @@ print(f"加因果掩码时的最大绝对差:     {causal_max_abs_diff:.1e}")
 print("torch.testing.assert_close 两次都通过")
 print("默认调用与只允许 FlashAttention 内核时的结果逐位相同:", default_is_flash)
 # --8<-- [end:sdpa]
+
+
+# --8<-- [start:exercise_lr]
+def train_circle(hidden=16, lr=learning_rate, zero_grad=True, epochs=n_epochs, seed=0):
+    """按 3.2 的六步重新训练一个圆内/圆外分类器，只换一个设置；返回每轮的平均训练损失和测试集准确率。"""
+    torch.manual_seed(seed)
+    net = CircleClassifier(hidden)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    loader = DataLoader(
+        TensorDataset(X_train, y_train),
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    losses = []
+    for _ in range(epochs):
+        net.train()
+        total = 0.0
+        for xb, yb in loader:
+            loss = loss_fn(net(xb), yb)
+            loss.backward()
+            opt.step()
+            if zero_grad:
+                opt.zero_grad()
+            total += loss.item() * len(xb)
+        losses.append(total / len(X_train))
+    net.eval()
+    with torch.no_grad():
+        accuracy = ((net(X_test) > 0).float() == y_test).float().mean().item()
+    return losses, accuracy
+
+
+baseline = train_circle()  # 3.2 的设置（学习率 0.01、16 个神经元）；下面每次只改一个设置，和它比
+lr_results = {lr: train_circle(lr=lr) for lr in (0.001, 10.0)} | {learning_rate: baseline}
+for lr in sorted(lr_results):
+    losses, accuracy = lr_results[lr]
+    print(
+        f"学习率 {lr:<6g} 第 1 轮损失 {losses[0]:.3f}  第 {n_epochs} 轮损失 {losses[-1]:.3f}  测试集准确率 {accuracy:.3f}"
+    )
+# --8<-- [end:exercise_lr]
+
+# --8<-- [start:exercise_zero_grad]
+kept_losses, kept_acc = baseline
+dropped_losses, dropped_acc = train_circle(zero_grad=False)
+for epoch in (1, 10, 20, 30):
+    print(
+        f"第 {epoch:2d} 轮平均训练损失：清空梯度 {kept_losses[epoch - 1]:.3f}，"
+        f"不清空 {dropped_losses[epoch - 1]:.3f}"
+    )
+print(f"测试集准确率：清空梯度 {kept_acc:.3f}，不清空 {dropped_acc:.3f}")
+# --8<-- [end:exercise_zero_grad]
+
+# --8<-- [start:exercise_hidden]
+hidden_results = {hidden: train_circle(hidden=hidden) for hidden in (2, 64)} | {16: baseline}
+for hidden in sorted(hidden_results):
+    losses, accuracy = hidden_results[hidden]
+    n = sum(p.numel() for p in CircleClassifier(hidden).parameters())
+    print(
+        f"隐藏层 {hidden:2d} 个神经元（{n:3d} 个参数）：最后一轮损失 {losses[-1]:.3f}，测试集准确率 {accuracy:.3f}"
+    )
+print(f"对照：永远猜多数类的测试集准确率 {majority_acc:.3f}")
+# --8<-- [end:exercise_hidden]

@@ -131,3 +131,34 @@ def test_prints_key_lines(run_snippet):
     faster = ns["compiled_call_seconds"] < ns["eager_call_seconds"]
     assert f"这一次编译版{'更快' if faster else '更慢'}。" in out
     assert "（计时，每次构建都会不同）" in out
+
+
+def test_exercise_learning_rate_too_small_is_slow_and_too_large_does_not_converge(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    results, ln2 = ns["lr_results"], math.log(2)
+    (slow_losses, slow_acc), (good_losses, good_acc) = results[0.001], results[0.01]
+    big_losses, big_acc = results[10.0]
+    assert results[0.01] is ns["baseline"], "学习率 0.01 应是同一套设置重新训练的基准"
+    assert slow_losses[-1] > 2 * good_losses[-1] and slow_acc < good_acc - 0.05, "0.001 在 30 轮内明显没练好"
+    assert big_losses[0] > 5 * ln2, "学习率 10：第 1 轮的平均损失远大于 ln 2"
+    assert big_losses[-1] > ln2 - 0.05, "学习率 10：损失降不到比瞎猜好多少"
+    assert big_acc < ns["majority_acc"] + 0.1, "学习率 10：准确率和瞎猜差不多"
+    assert good_acc > 0.9
+
+
+def test_exercise_without_zero_grad_the_loss_stalls_and_rises(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    kept, dropped = ns["kept_losses"], ns["dropped_losses"]
+    assert dropped[-1] > 2 * kept[-1], "不清空梯度，最后的损失应明显更高"
+    assert min(dropped) < dropped[-1] - 0.05, "不清空梯度：损失先降后升（页面这样说）"
+    assert ns["dropped_acc"] < ns["kept_acc"] - 0.03
+
+
+def test_exercise_hidden_width_two_is_too_few_and_sixty_four_is_not_worse(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    results = ns["hidden_results"]
+    assert results[16] is ns["baseline"]
+    assert results[2][1] < results[16][1] - 0.1, "2 个神经元围不出圆，准确率应明显更低"
+    assert results[2][1] > ns["majority_acc"], "但仍比瞎猜好"
+    assert results[64][0][-1] < results[16][0][-1], "64 个神经元的训练损失更低"
+    assert results[64][1] >= results[16][1], "64 个神经元的测试集准确率不低于 16 个"
