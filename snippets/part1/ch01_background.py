@@ -51,3 +51,61 @@ attention_max_diff = (manual_attention - fused_attention).abs().max().item()
 print("手写版与 scaled_dot_product_attention 一致（容差 1e-5）:", attention_matches)
 print(f"两者的最大绝对差: {attention_max_diff:.1e}")
 # --8<-- [end:sdpa]
+
+
+# --8<-- [start:exercise_count]
+def linear_params(n_in, n_out):
+    """nn.Linear(n_in, n_out) 的参数个数：权重矩阵有 n_out × n_in 个数，偏置有 n_out 个数。"""
+    return n_out * n_in + n_out
+
+
+def count_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+# 第 3 章的 2 → 16 → 1 网络：两个线性层，中间一个 ReLU
+circle_mlp = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+print("nn.ReLU() 的参数个数:", count_params(nn.ReLU()))
+print(
+    f"2 → 16 → 1 的网络：数出来 {count_params(circle_mlp)} 个，"
+    f"按公式 {linear_params(2, 16)} + {linear_params(16, 1)} = {linear_params(2, 16) + linear_params(16, 1)} 个"
+)
+# 宽的层只用公式算：真的创建一个 4096 × 4096 的层要分配并初始化 1600 多万个数
+width_params = {d: linear_params(d, d) for d in (1024, 2048, 4096)}
+for d, n in width_params.items():
+    print(f"nn.Linear({d}, {d}) 的参数个数: {n:,}")
+print(f"宽度从 2048 翻倍到 4096，参数变成 {width_params[4096] / width_params[2048]:.2f} 倍")
+# --8<-- [end:exercise_count]
+
+# --8<-- [start:exercise_memory]
+import copy
+
+for dtype in (torch.float32, torch.bfloat16):
+    model_in_dtype = copy.deepcopy(hello_model).to(dtype)  # 拷贝一份再转换，不动原来的模型
+    n_bytes = sum(p.numel() * p.element_size() for p in model_in_dtype.parameters())
+    label = str(dtype)  # "torch.float32" 这样的名字
+    print(f"{label:<15} 每个参数 {model_in_dtype.weight.element_size()} 字节，Hello 模型共 {n_bytes} 字节")
+
+bf16_bytes = torch.empty((), dtype=torch.bfloat16).element_size()
+weight_gb = {name: n * bf16_bytes / 1e9 for name, n in model_sizes.items()}  # 1 GB 按 10⁹ 字节算
+for name, gb in weight_gb.items():
+    print(f"{name} 的 bf16 权重: {gb:g} GB")
+# --8<-- [end:exercise_memory]
+
+# --8<-- [start:exercise_scores]
+score_numels = {}
+for seq_len in (64, 128, 256, 512):
+    # 批大小 1、1 个头、每个位置 8 维，只把序列变长
+    q_long, k_long, v_long = (torch.randn(1, 1, seq_len, 8) for _ in range(3))
+    long_scores = q_long @ k_long.transpose(-2, -1) / q_long.shape[-1] ** 0.5
+    score_numels[seq_len] = long_scores.numel()
+    long_manual = torch.softmax(long_scores, dim=-1) @ v_long
+    long_fused = F.scaled_dot_product_attention(q_long, k_long, v_long)
+    print(
+        f"序列长度 {seq_len:3d}：scores 的形状 {tuple(long_scores.shape)}，{long_scores.numel():>7,} 个数，"
+        f"占 {long_scores.numel() * long_scores.element_size() / 1e6:.3f} MB；"
+        f"与融合版一致: {torch.allclose(long_manual, long_fused, atol=1e-5)}"
+    )
+very_long = 32768
+print(f"序列长度 {very_long}：scores 有 {very_long**2:,} 个数，float32 要 {very_long**2 * 4 / 1e9:.1f} GB")
+# --8<-- [end:exercise_scores]

@@ -210,3 +210,89 @@ _, _, loss = neuron_loss(w, b)
 loss_after = loss.item()
 print(f"一步梯度下降（学习率 1.0）：L 从 {loss_before:.4f} 降到 {loss_after:.4f}")
 # --8<-- [end:no_grad]
+
+# --8<-- [start:exercise_numeric]
+w_start = torch.tensor([0.5, -0.3, 0.8])  # 2.1 的权重（上一节的梯度下降已经改动了 w，这里重新写一份）
+
+
+def loss_at_bias(bias, dtype):
+    """2.2 的损失 L = (σ(w·x + b) − t)²，偏置取 bias，用 dtype 指定的浮点数计算。"""
+    z_ = torch.dot(w_start.to(dtype), x.to(dtype)) + bias
+    return ((torch.sigmoid(z_) - 1.0) ** 2).item()
+
+
+# 参照值：用 64 位浮点数按 2.2 的公式算 ∂L/∂b = 2(y − t)·y(1 − y)
+y64 = torch.sigmoid(torch.dot(w_start.double(), x.double()) + 0.1)
+exact_grad_b = (2 * (y64 - 1) * y64 * (1 - y64)).item()
+
+step_sizes = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
+numeric_errors = {torch.float32: [], torch.float64: []}
+print(f"{'h':>7}{'float32 的误差':>16}{'float64 的误差':>16}")  # 一个中文字符占两格
+for h in step_sizes:
+    row = []
+    for dtype, errors in numeric_errors.items():
+        estimate = (loss_at_bias(0.1 + h, dtype) - loss_at_bias(0.1, dtype)) / h  # (L(b + h) − L(b)) / h
+        errors.append(abs(estimate - exact_grad_b))
+        row.append(errors[-1])
+    print(f"{h:>7.0e}{row[0]:>18.1e}{row[1]:>18.1e}")
+autograd_error = abs(autograd_grad_b.item() - exact_grad_b)
+print(f"自动微分（float32）的误差: {autograd_error:.1e}")
+# --8<-- [end:exercise_numeric]
+
+# --8<-- [start:exercise_input_grad]
+x_input = x.clone().requires_grad_()  # 这一次让输入也需要梯度
+input_loss = (torch.sigmoid(torch.dot(w_start, x_input) + 0.1) - t) ** 2
+input_loss.backward()
+print("自动微分 ∂L/∂x:", x_input.grad)
+print("手推 ∂L/∂z · w:", dL_dz * w_start)  # ∂z/∂x_i = w_i
+# --8<-- [end:exercise_input_grad]
+
+# --8<-- [start:exercise_accumulate]
+w_acc = torch.tensor([0.5, -0.3, 0.8], requires_grad=True)
+b_acc = torch.tensor(0.1, requires_grad=True)
+
+
+def chunk_loss(rows, divide_by):
+    preds = torch.sigmoid(inputs[rows] @ w_acc + b_acc)
+    return ((preds - targets[rows]) ** 2).sum() / divide_by
+
+
+def accumulated_w_grad(divide_by):
+    """把 8 个样本分成 4 份、每份 2 个，逐份 backward；返回累加出的 w 的梯度。"""
+    w_acc.grad, b_acc.grad = None, None
+    for start in range(0, 8, 2):
+        chunk_loss(slice(start, start + 2), divide_by).backward()
+    return w_acc.grad.clone()
+
+
+w_acc.grad, b_acc.grad = None, None
+chunk_loss(slice(0, 8), 8).backward()  # 整批一次算
+whole_grad = w_acc.grad.clone()
+by_own_size = accumulated_w_grad(divide_by=2)  # 每份除以自己的 2 个样本
+by_batch_size = accumulated_w_grad(divide_by=8)  # 每份都除以整批的 8 个样本
+print("整批一次算出的 w.grad:      ", whole_grad)
+print("每份除以 2，累加后的 w.grad:", by_own_size)
+print("每份除以 8，累加后的 w.grad:", by_batch_size)
+print("除以 2 的结果 ÷ 整批的结果: ", by_own_size / whole_grad)
+# --8<-- [end:exercise_accumulate]
+
+# --8<-- [start:exercise_dynamic_graph]
+w_dyn = torch.tensor([0.5, -0.3, 0.8], requires_grad=True)
+b_dyn = torch.tensor(0.1, requires_grad=True)
+names.update({id(w_dyn): "w", id(b_dyn): "b"})  # 让 show_graph 认得这两个新的叶子张量
+
+
+def branchy_neuron(inp):
+    z_ = torch.dot(w_dyn, inp) + b_dyn
+    if z_ > 0:  # 普通的 Python if：按 z 的值决定走哪条路
+        return torch.relu(z_)
+    return torch.sigmoid(z_)
+
+
+branch_roots = {}
+for inp in (x, torch.tensor([2.0, -1.0, 1.0])):
+    out = branchy_neuron(inp)
+    branch_roots[tuple(inp.tolist())] = type(out.grad_fn).__name__
+    print(f"输入 {inp.tolist()}：z = {(torch.dot(w_dyn, inp) + b_dyn).item():.1f}，记录下的计算图：")
+    show_graph(out.grad_fn)
+# --8<-- [end:exercise_dynamic_graph]

@@ -192,3 +192,75 @@ for step in range(20):
         print(f"第 {step + 1:>2} 步: L = {loss.item():.4f}")
 print("训练后的 w:", [round(v, 3) for v in w.tolist()], "| b:", round(b.item(), 3))
 # --8<-- [end:descent]
+
+# --8<-- [start:exercise_vanishing]
+depth = 10
+chain_grads = {}
+for name, fn in activations.items():  # 4.2 的三个激活函数
+    start = torch.tensor(1.0, requires_grad=True)
+    h = start
+    for _ in range(depth):  # 把同一个激活函数连用 10 次：φ(φ(…φ(x)…))
+        h = fn(h)
+    (chain_grads[name],) = torch.autograd.grad(h, start)
+    print(f"{name:<8} 连用 {depth} 次：输出 {h.item():.4f}，输出对输入的导数 {chain_grads[name].item():.1e}")
+print(f"sigmoid 的导数最大 0.25，连乘 {depth} 次最多是 0.25^{depth} = {0.25**depth:.1e}")
+# --8<-- [end:exercise_vanishing]
+
+
+# --8<-- [start:exercise_lr]
+def descend_parabola(lr, steps=20):
+    """在 L(θ) = θ² 上从 θ = 1 出发做梯度下降，返回每一步之后的 θ。谷底在 θ = 0。"""
+    theta = torch.tensor(1.0, requires_grad=True)
+    path = []
+    for _ in range(steps):
+        (theta**2).backward()
+        with torch.no_grad():
+            theta -= lr * theta.grad
+        theta.grad = None
+        path.append(theta.item())
+    return path
+
+
+parabola_paths = {eta: descend_parabola(eta) for eta in (0.1, 0.5, 0.9, 1.1)}
+for eta, path in parabola_paths.items():
+    first = ", ".join(f"{v:.3f}" for v in path[:4])
+    print(f"η = {eta}：前 4 步 θ = {first} …… 第 20 步 θ = {path[-1]:.4f}")
+# --8<-- [end:exercise_lr]
+
+# --8<-- [start:exercise_float64]
+z64 = big_z.detach().double().requires_grad_()  # 同样 6 个样本，这次用 float64
+via_sigmoid64 = nn.BCELoss(reduction="none")(torch.sigmoid(z64), big_t.double())
+(grad_sigmoid64,) = torch.autograd.grad(via_sigmoid64.sum(), z64)
+correct_grad = torch.sigmoid(z64.detach()) - big_t.double()  # 4.2 推出的 σ(z) − t
+
+# 中文字符占两个等宽字符的宽度，表头的宽度按此对齐
+print(f"{'z':>6}{'参照值':>9}{'float32 损失':>15}{'float64 损失':>15}{'正确梯度':>10}{'float64 梯度':>15}")
+for i in range(len(big_z)):
+    print(
+        f"{big_z[i].item():>6.0f}{exact[i].item():>12.4f}{via_sigmoid[i].item():>17.4f}"
+        f"{via_sigmoid64[i].item():>17.4f}{correct_grad[i].item():>14.4f}{round(grad_sigmoid64[i].item(), 4) + 0.0:>17.4f}"
+    )
+loss_wrong64 = (via_sigmoid64.detach() - exact).abs() > 0.01  # 与 4.3 用同样的标准
+grad_wrong64 = (grad_sigmoid64 - correct_grad).abs() > 0.05
+print(
+    f"float64 下损失算错 {int(loss_wrong64.sum())} 个（float32 是 {loss_wrong} 个），"
+    f"梯度算错 {int(grad_wrong64.sum())} 个（float32 是 {grad_wrong} 个）"
+)
+# --8<-- [end:exercise_float64]
+
+# --8<-- [start:exercise_mse_vs_bce]
+probe_z = torch.tensor([-10.0, -5.0, -2.0, -0.5, 0.0, 2.0], requires_grad=True)
+probe_t = torch.ones_like(probe_z)  # 目标都是 1：z 越往负的方向，错得越离谱
+
+mse_on_sigmoid = (torch.sigmoid(probe_z) - probe_t) ** 2  # 第 2 章和案例三的写法：sigmoid 之后用平方误差
+(grad_mse,) = torch.autograd.grad(mse_on_sigmoid.sum(), probe_z)
+bce_on_logits = nn.BCEWithLogitsLoss(reduction="none")(probe_z, probe_t)
+(grad_bce,) = torch.autograd.grad(bce_on_logits.sum(), probe_z)
+
+print(f"{'z':>6}{'σ(z)':>9}{'平方误差的梯度':>15}{'BCE 的梯度':>13}")
+for i in range(len(probe_z)):
+    print(
+        f"{probe_z[i].item():>6g}{torch.sigmoid(probe_z[i]).item():>9.4f}"
+        f"{grad_mse[i].item():>22.2e}{grad_bce[i].item():>16.4f}"
+    )
+# --8<-- [end:exercise_mse_vs_bce]

@@ -239,3 +239,107 @@ print(
     f"比“永远猜多数类”的 {majority_rate:.1%} 高出 {(test_accuracy - majority_rate) * 100:.1f} 个百分点。"
 )
 # --8<-- [end:summary]
+
+
+# --8<-- [start:exercise_lr]
+def train_hello(X, y, lr=0.1, epochs=num_epochs, make_model=SimpleModel, make_optimizer=optim.SGD, seed=0):
+    """按第 4 步的循环（每轮用全部样本更新一次）重新训练一个模型；返回模型和每轮的训练损失。"""
+    torch.manual_seed(seed)  # 固定初始参数：下面每次只改一处设置，其余都相同
+    net = make_model()
+    opt = make_optimizer(net.parameters(), lr=lr)
+    losses = []
+    for _ in range(epochs):
+        opt.zero_grad()
+        loss = criterion(net(X), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return net, losses
+
+
+def accuracy_of(net, X, y):
+    with torch.no_grad():
+        return ((net(X) > 0).float() == y).float().mean().item()
+
+
+lr_runs = {lr: train_hello(X_train, y_train, lr=lr) for lr in (0.1, 0.01)}
+for lr, (net, losses) in lr_runs.items():
+    print(
+        f"lr={lr:<4}：100 轮后训练损失 {losses[-1]:.4f}，测试集准确率 {accuracy_of(net, X_test, y_test):.1%}"
+    )
+_, slow_losses = train_hello(X_train, y_train, lr=0.01, epochs=1000)
+target_loss = lr_runs[0.1][1][-1]
+catch_up_epoch = next(epoch for epoch, loss in enumerate(slow_losses, start=1) if loss <= target_loss)
+print(f"lr=0.01 要训练到第 {catch_up_epoch} 轮，训练损失才降到 lr=0.1 第 100 轮的 {target_loss:.4f}")
+# --8<-- [end:exercise_lr]
+
+# --8<-- [start:exercise_noise]
+# 另取 2 万个新样本（用单独的随机数生成器，不影响上面的任何数据），把准确率测得更准
+fresh = torch.Generator().manual_seed(1)
+fresh_features = torch.randn(20_000, num_features, generator=fresh)
+fresh_noise = torch.randn(20_000, generator=fresh)
+
+
+def rule_says(X):
+    """隐藏规则本身（不加噪声）：w*·x + b* > 0 就猜 1。"""
+    return (X @ true_weight + true_bias > 0).float().unsqueeze(1)
+
+
+noise_results, fresh_labels_by_scale = {}, {}
+for scale in (0.0, 1.0, 3.0):
+    # 同样的特征、同样的隐藏规则、同样的训练集/测试集划分，只把噪声放大或缩小
+    noisy_labels = (features @ true_weight + true_bias + scale * noise > 0).float().unsqueeze(1)
+    y_tr, y_te = noisy_labels[train_idx], noisy_labels[test_idx]
+    fresh_labels = (fresh_features @ true_weight + true_bias + scale * fresh_noise > 0).float().unsqueeze(1)
+    fresh_labels_by_scale[scale] = fresh_labels
+    net, _ = train_hello(X_train, y_tr)
+    noise_results[scale] = {
+        "模型": accuracy_of(net, X_test, y_te),
+        "规则": (rule_says(X_test) == y_te).float().mean().item(),
+        "多数类": max(y_te.mean().item(), 1 - y_te.mean().item()),
+        "模型（新样本）": accuracy_of(net, fresh_features, fresh_labels),
+        "规则（新样本）": (rule_says(fresh_features) == fresh_labels).float().mean().item(),
+    }
+    r = noise_results[scale]
+    print(
+        f"噪声 × {scale:g}：测试集上 模型 {r['模型']:.1%}、隐藏规则 {r['规则']:.1%}、永远猜多数类 {r['多数类']:.1%}；"
+        f"2 万个新样本上 模型 {r['模型（新样本）']:.1%}、隐藏规则 {r['规则（新样本）']:.1%}"
+    )
+# --8<-- [end:exercise_noise]
+
+# --8<-- [start:exercise_small_data]
+size_results = {}
+for n in (20, 100, 800):
+    net, _ = train_hello(X_train[:n], y_train[:n])  # 只用训练集的前 n 个样本
+    direction = torch.cosine_similarity(net.fc1.weight.detach().flatten(), true_weight, dim=0).item()
+    size_results[n] = (
+        accuracy_of(net, X_train[:n], y_train[:n]),
+        accuracy_of(net, X_test, y_test),
+        direction,
+    )
+    print(
+        f"训练样本 {n:3d} 个：训练集准确率 {size_results[n][0]:6.1%}，测试集准确率 {size_results[n][1]:.1%}，"
+        f"与隐藏规则的余弦相似度 {direction:.3f}"
+    )
+# --8<-- [end:exercise_small_data]
+
+
+# --8<-- [start:exercise_bigger_model]
+def make_mlp():
+    # 第 3 章那样的多层感知机：10 → 16 → 1，中间一个 ReLU
+    return nn.Sequential(nn.Linear(num_features, 16), nn.ReLU(), nn.Linear(16, 1))
+
+
+mlp, _ = train_hello(X_train, y_train, lr=0.01, epochs=200, make_model=make_mlp, make_optimizer=optim.Adam)
+linear_net = lr_runs[0.1][0]
+fresh_labels = fresh_labels_by_scale[1.0]  # 练习 3 的 2 万个新样本，噪声与本章相同
+for label, net in (("线性模型 SimpleModel", linear_net), ("10 → 16 → 1 的 MLP（Adam）", mlp)):
+    n_params = sum(p.numel() for p in net.parameters())
+    print(
+        f"{label}：{n_params} 个参数，训练集准确率 {accuracy_of(net, X_train, y_train):.1%}，"
+        f"测试集准确率 {accuracy_of(net, X_test, y_test):.1%}，"
+        f"2 万个新样本上 {accuracy_of(net, fresh_features, fresh_labels):.1%}"
+    )
+rule = noise_results[1.0]
+print(f"隐藏规则本身：测试集准确率 {rule['规则']:.1%}，2 万个新样本上 {rule['规则（新样本）']:.1%}")
+# --8<-- [end:exercise_bigger_model]

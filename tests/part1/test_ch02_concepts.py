@@ -1,5 +1,7 @@
 """第 2 章：神经元、手推的反向传播、自动微分、梯度累加和 no_grad 的行为。"""
 
+import itertools
+
 import torch
 
 SNIPPET = "snippets/part1/ch02_concepts.py"
@@ -56,3 +58,49 @@ def test_graph_and_output(run_snippet):
     for node in ("PowBackward0", "SigmoidBackward0", "DotBackward0", "AccumulateGrad（叶子 w）"):
         assert node in out, f"计算图里缺少 {node}"
     assert "optimizer.zero_grad() 之后 w.grad: None" in out
+
+
+def test_exercise_numerical_derivative_error_has_a_sweet_spot_in_float32(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    # 参照值与测试里独立算出的公式一致（权重是 float32 存下的 0.5、-0.3、0.8，按 float64 计算）
+    z = torch.tensor([0.5, -0.3, 0.8]).double() @ torch.tensor([1.0, 2.0, -1.0]).double() + 0.1
+    y = torch.sigmoid(z)
+    assert abs(ns["exact_grad_b"] - (2 * (y - 1) * y * (1 - y)).item()) < 1e-15
+    f32, f64 = ns["numeric_errors"][torch.float32], ns["numeric_errors"][torch.float64]
+    steps = list(ns["step_sizes"])
+    assert steps == sorted(steps, reverse=True) and steps[-1] == 1e-6
+    # float64：误差随 h 一起缩小（表里还看不到舍入误差）
+    assert all(b < a for a, b in itertools.pairwise(f64)), f"float64 的误差应随 h 缩小：{f64}"
+    # float32：误差在 h = 1e-3 时最小，h 再小反而变大；最小的 h 上比最好的大 100 倍以上
+    best = f32.index(min(f32))
+    assert steps[best] == 1e-3, f"float32 的误差应在 h = 1e-3 时最小：{f32}"
+    assert all(b > a for a, b in itertools.pairwise(f32[best:])), f"h 比 1e-3 小以后误差应越来越大：{f32}"
+    assert f32[-1] > 100 * f32[best]
+    # 自动微分比数值微分最好的结果还小几个数量级
+    assert ns["autograd_error"] < min(f32) / 1000
+
+
+def test_exercise_gradient_with_respect_to_the_input_is_dl_dz_times_w(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    grad = ns["x_input"].grad
+    torch.testing.assert_close(grad, ns["dL_dz"] * torch.tensor([0.5, -0.3, 0.8]))
+    assert (grad[0] < 0) and (grad[1] > 0) and (grad[2] < 0), f"答案说的符号是 (−, +, −)：{grad}"
+    assert not ns["x"].requires_grad and ns["x"].grad is None, "页面上的 x 不受影响，仍不需要梯度"
+
+
+def test_exercise_dividing_each_chunk_by_its_own_size_scales_the_gradient(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    whole = ns["whole_grad"]
+    torch.testing.assert_close(ns["by_own_size"], 4 * whole)
+    torch.testing.assert_close(ns["by_batch_size"], whole)
+    # 整批的梯度与页面 2.3 在同样的参数上算出的相同（同一批数据、同样的平均方式）
+    assert whole.abs().min() > 0, "每个分量都不为 0，比值才有意义"
+    assert "除以 2 的结果 ÷ 整批的结果:  tensor([4.0000, 4.0000, 4.0000])" in run_snippet(SNIPPET).stdout
+
+
+def test_exercise_autograd_records_only_the_branch_that_ran(run_snippet):
+    run = run_snippet(SNIPPET)
+    roots = run.ns["branch_roots"]
+    assert roots == {(1.0, 2.0, -1.0): "SigmoidBackward0", (2.0, -1.0, 1.0): "ReluBackward0"}, roots
+    assert "z = -0.8，记录下的计算图：\nSigmoidBackward0" in run.stdout
+    assert "z = 2.2，记录下的计算图：\nReluBackward0" in run.stdout

@@ -127,3 +127,77 @@ def test_printed_output(run_snippet):
     assert "logit 为 3 时两种写法之差：损失 " in out
     assert "测试集准确率:" in out
     assert out.count("<svg") == 1, "损失曲线应作为一张 SVG 打印出来"
+
+
+def test_exercise_lr_001_needs_about_ten_times_the_epochs(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    (fast_net, fast), (slow_net, slow) = ns["lr_runs"][0.1], ns["lr_runs"][0.01]
+    acc = ns["accuracy_of"]
+    assert slow[-1] > fast[-1] + 0.1, "学习率 0.01 训练 100 轮，损失明显更高"
+    # 答案说：从固定的初始参数重新训练，学习率 0.1 的结果与 5.2 略有不同
+    assert fast[-1] != ns["train_losses"][-1] and abs(fast[-1] - ns["train_losses"][-1]) < 0.02
+    assert acc(slow_net, ns["X_test"], ns["y_test"]) < acc(fast_net, ns["X_test"], ns["y_test"]) - 0.05
+    # 追上所需的轮数约是 10 倍；1000 轮的前 100 轮就是 100 轮的那次训练（同样的初始参数）
+    assert ns["slow_losses"][:100] == slow
+    epoch = ns["catch_up_epoch"]
+    assert (
+        800 <= epoch <= 1000
+        and ns["slow_losses"][epoch - 2] > ns["target_loss"] >= ns["slow_losses"][epoch - 1]
+    )
+    assert f"lr=0.01 要训练到第 {epoch} 轮" in run_snippet(SNIPPET).stdout
+
+
+def test_exercise_noise_sets_the_ceiling_and_the_rule_wins_on_many_new_samples(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    results = ns["noise_results"]
+    # 噪声 × 1 就是本章的数据：标签逐个相同
+    labels = (ns["features"] @ ns["true_weight"] + ns["true_bias"] + ns["noise"] > 0).float().unsqueeze(1)
+    assert torch.equal(labels, ns["labels"])
+    assert results[0.0]["规则"] == 1.0 and results[0.0]["规则（新样本）"] == 1.0, "去掉噪声，规则本身全对"
+    models = [results[s]["模型"] for s in (0.0, 1.0, 3.0)]
+    rules = [results[s]["规则（新样本）"] for s in (0.0, 1.0, 3.0)]
+    assert models[0] > models[1] > models[2], f"噪声越大，测试集准确率越低：{models}"
+    assert rules[0] > rules[1] > rules[2], f"噪声越大，规则本身的准确率越低：{rules}"
+    for scale, r in results.items():
+        assert abs(r["模型"] - r["规则"]) < 0.03, f"噪声 × {scale}：模型应接近规则定下的上限"
+        assert r["模型"] > r["多数类"] + 0.15, f"噪声 × {scale}：模型仍明显好于猜多数类"
+        assert r["规则（新样本）"] > r["模型（新样本）"], f"噪声 × {scale}：2 万个新样本上规则更准"
+    assert results[3.0]["模型"] > results[3.0]["规则"], "答案解释的现象：200 个样本上模型碰巧比规则高"
+    # 去掉噪声时模型没到 100%：学到的方向差一点，分错的都是离边界很近的点
+    y0 = ns["fresh_labels_by_scale"][0.0]
+    noiseless = (ns["features"] @ ns["true_weight"] + ns["true_bias"] > 0).float().unsqueeze(1)
+    net, _ = ns["train_hello"](ns["X_train"], noiseless[ns["train_idx"]])
+    assert ns["accuracy_of"](net, ns["X_test"], noiseless[ns["test_idx"]]) == results[0.0]["模型"]
+    fresh = ns["fresh_features"]
+    with torch.no_grad():
+        wrong = ((net(fresh) > 0).float() != y0).squeeze(1)
+    margin = (fresh @ ns["true_weight"] + ns["true_bias"]).abs()
+    assert wrong.sum() > 0 and margin[wrong].max() < 0.3 * margin.median()
+    assert torch.cosine_similarity(net.fc1.weight.detach().flatten(), ns["true_weight"], dim=0) < 0.999
+
+
+def test_exercise_twenty_samples_overfit(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    r = ns["size_results"]
+    assert r[20][0] == 1.0, "20 个样本：训练集全部分对"
+    assert r[20][0] - r[20][1] > 0.15, "20 个样本：训练集与测试集准确率差得远（过拟合）"
+    assert abs(r[800][0] - r[800][1]) < 0.02, "800 个样本：两者几乎相同"
+    sizes = (20, 100, 800)
+    assert all(r[a][0] > r[b][0] for a, b in itertools.pairwise(sizes)), "样本越多，训练集准确率越低"
+    assert all(r[a][1] < r[b][1] for a, b in itertools.pairwise(sizes)), "样本越多，测试集准确率越高"
+    assert all(r[a][2] < r[b][2] for a, b in itertools.pairwise(sizes)), "样本越多，方向越接近隐藏规则"
+    assert r[20][2] < 0.9
+
+
+def test_exercise_bigger_model_fits_the_noise_not_the_rule(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    acc, mlp, linear = ns["accuracy_of"], ns["mlp"], ns["linear_net"]
+    assert sum(p.numel() for p in mlp.parameters()) == 10 * 16 + 16 + 16 + 1
+    X_train, y_train, X_test, y_test = ns["X_train"], ns["y_train"], ns["X_test"], ns["y_test"]
+    fresh, fresh_y = ns["fresh_features"], ns["fresh_labels_by_scale"][1.0]
+    assert acc(mlp, X_train, y_train) > acc(linear, X_train, y_train) + 0.02, "MLP 把训练集拟合得更好"
+    assert acc(mlp, X_test, y_test) <= acc(linear, X_test, y_test), "测试集上却不比线性模型好"
+    assert acc(mlp, fresh, fresh_y) < acc(linear, fresh, fresh_y), "2 万个新样本上也不如线性模型"
+    assert acc(linear, fresh, fresh_y) < ns["noise_results"][1.0]["规则（新样本）"], (
+        "两者都不超过规则定下的上限"
+    )
