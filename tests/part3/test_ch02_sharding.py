@@ -186,6 +186,12 @@ def test_exercise_shard_sizes_follow_fully_shard(run_snippet):
     assert table[3] == ([238, 238, 136], 238)
     assert table[16] == ([51] * 4 + [34] * 12, 51)
     assert all(sum(kept) == ns["full_count"] for kept, _ in table.values())
+    # 答案说：补齐的部分每个参数不到 N 行（N 是进程数），大模型的几千行里可以忽略
+    for world_size in (2, 3, 16, 64):
+        for rows in (4, 16, 4096, 4099):
+            sizes = ns["shard_rows"](rows, world_size)
+            assert sum(sizes) == rows and len(sizes) == world_size
+            assert 0 <= world_size * sizes[0] - rows < world_size, (rows, world_size, sizes)
     result = subprocess.run(
         [sys.executable, "-c", FAKE_RANK], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
     )
