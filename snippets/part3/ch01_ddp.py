@@ -128,3 +128,111 @@ print(
     f"两个 rank 之间的参数{'逐位相同' if replicas_identical else '**不同**'}。"
 )
 # --8<-- [end:summary]
+
+# --8<-- [start:exercise_sampler]
+from torch.utils.data import DistributedSampler
+
+fresh = [make_sampler(dataset, rank, WORLD_SIZE) for rank in range(WORLD_SIZE)]  # 新建的采样器，epoch 是 0
+epoch_0 = [list(sampler) for sampler in fresh]
+shuffled = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(fresh[0].seed)).tolist()
+takes_every_wth = all(epoch_0[rank] == shuffled[rank::WORLD_SIZE] for rank in range(WORLD_SIZE))
+print(f"rank r 取的正是打乱后的第 r, r + {WORLD_SIZE}, r + {2 * WORLD_SIZE}, … 个: {takes_every_wth}")
+print(
+    f"两个 rank 合起来 {len(set(epoch_0[0]) | set(epoch_0[1]))} 个不同的样本（数据集 {len(dataset)} 个），"
+    f"重叠 {len(set(epoch_0[0]) & set(epoch_0[1]))} 个"
+)
+
+forgot = [list(sampler) for sampler in fresh]  # 忘了 set_epoch：第 2 轮还是 epoch 0 的顺序
+for sampler in fresh:
+    sampler.set_epoch(1)
+epoch_1 = [list(sampler) for sampler in fresh]
+print(
+    f"忘了 set_epoch，第 2 轮的顺序与第 1 轮相同: {forgot == epoch_0}；调用 set_epoch(1) 后相同: {epoch_1 == epoch_0}"
+)
+
+# rank 1 不小心用了另一个种子：两个 rank 各自打乱，不再是同一个排列的两半
+rank_1_wrong_seed = list(DistributedSampler(dataset, num_replicas=2, rank=1, seed=1, drop_last=True))
+overlap = set(epoch_0[0]) & set(rank_1_wrong_seed)
+missed = set(range(len(dataset))) - set(epoch_0[0]) - set(rank_1_wrong_seed)
+print(f"rank 1 用了种子 1：两个 rank 重叠 {len(overlap)} 个样本，{len(missed)} 个样本这一轮谁也没用到")
+# --8<-- [end:exercise_sampler]
+
+# --8<-- [start:exercise_grad_average]
+x_all, y_all = dataset.tensors
+probe = make_model()  # 训练前的初始模型，只用来求梯度
+
+
+def gradient(rows: list[int]) -> torch.Tensor:
+    """这些样本的平均损失对全部参数的梯度，拉平成一个向量。"""
+    probe.zero_grad()
+    torch.nn.functional.mse_loss(probe(x_all[rows]), y_all[rows]).backward()
+    return torch.cat([p.grad.flatten() for p in probe.parameters()])
+
+
+rows_0, rows_1 = epoch_0[0][:LOCAL_BATCH], epoch_0[1][:LOCAL_BATCH]  # 第 1 步两个 rank 各自的 8 个样本
+g_0, g_1 = gradient(rows_0), gradient(rows_1)  # 两个 rank 各自反向传播得到的梯度
+g_combined = gradient(rows_0 + rows_1)  # 合并批量 16 个样本的梯度
+even_gap = ((g_0 + g_1) / 2 - g_combined).abs().max().item()
+print(f"两个 rank 各 8 个样本：(g₀ + g₁) / 2 与合并批量的梯度最大差 {even_gap:.1e}")
+
+rows_1_short = rows_1[:4]  # 假设 rank 1 这一步只有 4 个样本
+g_1_short = gradient(rows_1_short)
+g_combined_12 = gradient(rows_0 + rows_1_short)
+uneven_gap = ((g_0 + g_1_short) / 2 - g_combined_12).abs().max().item()
+weighted_gap = (
+    ((len(rows_0) * g_0 + len(rows_1_short) * g_1_short) / len(rows_0 + rows_1_short) - g_combined_12)
+    .abs()
+    .max()
+    .item()
+)
+print(
+    f"rank 0 有 8 个、rank 1 只有 4 个：(g₀ + g₁) / 2 与这 12 个样本的梯度最大差 {uneven_gap:.1e}"
+    f"（梯度本身最大 {g_combined_12.abs().max().item():.1e}）；按样本数加权 (8 g₀ + 4 g₁) / 12 最大差 {weighted_gap:.1e}"
+)
+# --8<-- [end:exercise_grad_average]
+
+
+# --8<-- [start:exercise_replay]
+def replay(dtype: torch.dtype) -> tuple[dict, dict]:
+    """在本进程里同时训练两个模型，数据顺序与 1.4 节相同：
+    一个照 DDP 的做法，每个 rank 的 8 个样本分别求梯度再平均；一个在合并批量的 16 个样本上直接求梯度。"""
+    x, y = (t.to(dtype) for t in dataset.tensors)
+    ddp_like, combined = make_model().to(dtype), make_model().to(dtype)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=LR) for m in (ddp_like, combined)]
+    for epoch in range(EPOCHS):
+        per_rank = []
+        for rank in range(WORLD_SIZE):
+            sampler = make_sampler(dataset, rank, WORLD_SIZE)
+            sampler.set_epoch(epoch)
+            per_rank.append(list(sampler))
+        for offset in range(0, len(per_rank[0]), LOCAL_BATCH):
+            batches = [indices[offset : offset + LOCAL_BATCH] for indices in per_rank]
+            rank_grads = []
+            for rows in batches:  # 每个 rank 做的事：只用自己的样本前向、反向
+                ddp_like.zero_grad()
+                torch.nn.functional.mse_loss(ddp_like(x[rows]), y[rows]).backward()
+                rank_grads.append([p.grad.clone() for p in ddp_like.parameters()])
+            for p, *grads in zip(ddp_like.parameters(), *rank_grads, strict=True):
+                # DDP 的顺序：每个 rank 先把梯度乘以 1/进程数，all-reduce 再把各 rank 的结果加起来
+                p.grad = sum(grad * (1.0 / WORLD_SIZE) for grad in grads)
+            rows = [i for batch in batches for i in batch]
+            combined.zero_grad()
+            torch.nn.functional.mse_loss(combined(x[rows]), y[rows]).backward()
+            for optimizer in optimizers:
+                optimizer.step()
+    return ddp_like.state_dict(), combined.state_dict()
+
+
+def max_gap(a: dict, b: dict) -> float:
+    return max((a[name].double() - b[name].double()).abs().max().item() for name in a)
+
+
+replay_32, combined_32 = replay(torch.float32)
+replay_64, combined_64 = replay(torch.float64)
+replay_equals_ddp = all(torch.equal(replay_32[name], ddp_state[name]) for name in ddp_state)
+print(
+    f"float32：本进程照 DDP 的做法重放 {len(reference_losses)} 步，与两个 rank 真正训练出的参数逐位相同: {replay_equals_ddp}"
+)
+print(f"float32：照 DDP 的做法与合并批量，参数最大差 {max_gap(replay_32, combined_32):.1e}")
+print(f"float64：照 DDP 的做法与合并批量，参数最大差 {max_gap(replay_64, combined_64):.1e}")
+# --8<-- [end:exercise_replay]

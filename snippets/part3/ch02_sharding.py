@@ -212,3 +212,117 @@ print(
     )
 )
 # --8<-- [end:summary]
+
+# --8<-- [start:exercise_min_devices]
+import math
+
+
+def bytes_per_param(stage: int, n: float, weight: float, grad: float, optimizer: float) -> float:
+    """和 zero_bytes_per_param 一样的公式，只是权重、梯度、优化器状态各占几个字节可以换。"""
+    return (
+        (weight / n if stage >= 3 else weight)
+        + (grad / n if stage >= 2 else grad)
+        + (optimizer / n if stage >= 1 else optimizer)
+    )
+
+
+def min_devices(model: str, stage: int, layout: tuple[int, int, int]) -> int | None:
+    """每张卡装得下（≤ 80 GB）最少要几张卡；卡再多也装不下时返回 None。"""
+    if MODELS[model] * bytes_per_param(stage, math.inf, *layout) / GB > GPU_GB:
+        return None  # 卡数趋于无穷时还剩下的那部分就已经超过 80 GB
+    return next(
+        n for n in range(1, 10_000) if MODELS[model] * bytes_per_param(stage, n, *layout) / GB <= GPU_GB
+    )
+
+
+LEDGERS = {
+    "ZeRO 论文的存法（2 + 2 + 12）": (WEIGHT_BYTES, GRAD_BYTES, OPTIMIZER_BYTES),
+    "torch.autocast 的存法（4 + 4 + 8）": (4, 4, 8),
+}
+fewest = {
+    (ledger, model, stage): min_devices(model, stage, layout)
+    for ledger, layout in LEDGERS.items()
+    for model in MODELS
+    for stage in ZERO_STAGES
+}
+for ledger, layout in LEDGERS.items():
+    print(ledger)
+    for model in MODELS:
+        answers = []
+        for stage in ZERO_STAGES:
+            n = fewest[ledger, model, stage]
+            floor_gb = MODELS[model] * bytes_per_param(stage, math.inf, *layout) / GB
+            answers.append(
+                f"{labels[stage]} {n} 张"
+                if n is not None
+                else f"{labels[stage]} 装不下（卡再多也降不到 {floor_gb:,.0f} GB 以下）"
+            )
+        print(f"  {model}：" + "，".join(answers))
+# --8<-- [end:exercise_min_devices]
+
+
+# --8<-- [start:exercise_shards]
+def shard_rows(rows: int, world_size: int) -> list[int]:
+    """FSDP2 按第 0 维切分的规则（torch.chunk）：每份 ceil(rows / world_size) 行，切不满时后面的 rank 分到 0 行。"""
+    sizes = [len(chunk) for chunk in torch.chunk(torch.arange(rows), world_size)]
+    return sizes + [0] * (world_size - len(sizes))
+
+
+def shard_counts(world_size: int) -> tuple[list[int], int]:
+    """每个 rank 的分片里有几个参数，以及 FSDP2 给每个 rank 分配的存储能放几个参数（补齐到第一份的大小）。"""
+    kept, allocated = [0] * world_size, 0
+    for p in make_model().parameters():
+        per_row = p.numel() // p.shape[0]  # 每一行有几个数
+        sizes = shard_rows(p.shape[0], world_size)
+        for rank, rows in enumerate(sizes):
+            kept[rank] += rows * per_row
+        allocated += sizes[0] * per_row  # rank 0 的那一份总是最大的
+    return kept, allocated
+
+
+shard_table = {world_size: shard_counts(world_size) for world_size in (2, 3, 16)}
+print(f"按规则算的 2 个进程与 2.3 节真正运行的结果相同: {shard_table[2][0] == local_counts}")
+for world_size, (kept, allocated) in shard_table.items():
+    print(
+        f"{world_size:2d} 个进程：分片里的参数 最多 {max(kept)} 个、最少 {min(kept)} 个（合计 {sum(kept)}）；"
+        f"每个 rank 分配的存储 {allocated} 个，{world_size} 个 rank 合计 {allocated * world_size} 个，"
+        f"是完整模型的 {allocated * world_size / full_count:.2f} 倍"
+    )
+print(
+    "3 个进程时各参数的行数怎样分（rank 0/1/2）："
+    + "，".join(
+        f"{name} {'/'.join(map(str, shard_rows(p.shape[0], 3)))}"
+        for name, p in make_model().named_parameters()
+    )
+)
+# --8<-- [end:exercise_shards]
+
+# --8<-- [start:exercise_16_gpus]
+N_GPUS = 16
+candidates = {
+    f"ZeRO-{stage}，{N_GPUS} 张卡": zero_bytes_per_param(stage, N_GPUS) * MODELS["70B"] / GB
+    for stage in (1, 2, 3)
+} | {
+    f"张量并行 t={TP} × 流水线并行 p={N_GPUS // TP}": layout_gb("70B", N_GPUS, N_GPUS),
+    f"张量并行 t={TP} × 数据并行 {N_GPUS // TP} 路（ZeRO-1）": layout_gb("70B", N_GPUS, None),
+}
+for name, gigabytes in candidates.items():
+    print(f"70B，{name}：每张卡 {cell(gigabytes)}")
+even_split_gb = 16 * MODELS["70B"] / N_GPUS / GB  # 把每个参数的 16 字节均分到 16 张卡上
+print(
+    f"把 16 字节/参数均分到 {N_GPUS} 张卡，每张卡 {even_split_gb:.1f} GB，"
+    f"离 80 GB 只剩 {GPU_GB - even_split_gb:.1f} GB 给激活值"
+)
+
+
+def bubble(p: int, m: int) -> float:
+    """GPipe 的排法：p 段、m 个微批量时，流水线气泡占的时间比例。"""
+    return (p - 1) / (m + p - 1)
+
+
+p_stages = N_GPUS // TP
+fewest_micro = next(m for m in range(1, 1000) if bubble(p_stages, m) < 0.05)
+print(
+    f"流水线 p={p_stages}：微批量 m=4 时气泡 {bubble(p_stages, 4):.0%}，要让气泡少于 5% 至少要 m={fewest_micro}"
+)
+# --8<-- [end:exercise_16_gpus]

@@ -108,3 +108,94 @@ print(
     "用的却是它那台机器的 `cuda:0`。"
 )
 # --8<-- [end:env_table]
+
+# --8<-- [start:exercise_four_by_four]
+from _ddp_worker import make_data, make_sampler
+
+dataset = make_data()
+
+
+def samples_by_rank(nnodes: int, nproc_per_node: int) -> dict[int, list[int]]:
+    """每个 RANK 第 1 轮拿到的样本编号：采样器只看 RANK 和 WORLD_SIZE，不看它在哪台机器上。"""
+    return {
+        r["RANK"]: list(make_sampler(dataset, r["RANK"], r["WORLD_SIZE"]))
+        for r in torchrun_ranks(nnodes, nproc_per_node)
+    }
+
+
+four_by_four = describe(4, 4)
+changed = [row for row in four_by_four if four_by_four[row] != layouts["两台 8 卡机器"][row]]
+print(
+    "四台 4 卡机器与两台 8 卡机器相比，变了的只有："
+    + "；".join(f"{row.replace('`', '')}：{four_by_four[row]}" for row in changed)
+)
+where = {
+    shape: {r["RANK"]: (r["GROUP_RANK"], r["LOCAL_RANK"]) for r in torchrun_ranks(*shape)}
+    for shape in ((2, 8), (4, 4))
+}
+for rank in (0, 7, 8, 9, 15):
+    print(
+        f"RANK {rank:2d}：两台 8 卡时在节点 {where[2, 8][rank][0]} 的 cuda:{where[2, 8][rank][1]}，"
+        f"四台 4 卡时在节点 {where[4, 4][rank][0]} 的 cuda:{where[4, 4][rank][1]}"
+    )
+same_samples = samples_by_rank(2, 8) == samples_by_rank(4, 4)
+print(f"每个 RANK 拿到的样本，两种机器布局下完全相同: {same_samples}")
+# --8<-- [end:exercise_four_by_four]
+
+# --8<-- [start:exercise_local_rank_bug]
+from collections import Counter
+
+two_by_eight = torchrun_ranks(2, 8)  # 两台 8 卡机器上的 16 个进程，按 RANK 排好
+right = [list(make_sampler(dataset, r["RANK"], r["WORLD_SIZE"])) for r in two_by_eight]
+# 错把 LOCAL_RANK 当成 rank 传给采样器
+wrong = [list(make_sampler(dataset, r["LOCAL_RANK"], r["WORLD_SIZE"])) for r in two_by_eight]
+for name, split in (("传 RANK（正确）", right), ("误传 LOCAL_RANK", wrong)):
+    uses = Counter(i for indices in split for i in indices)
+    times = "、".join(map(str, sorted(set(uses.values()))))
+    print(
+        f"{name}：16 个进程这一轮用到 {len(uses)} 个不同的样本，每个用了 {times} 次，"
+        f"{len(dataset) - len(uses)} 个一次也没用到"
+    )
+twins = [r["RANK"] for r in two_by_eight if wrong[r["RANK"]] == wrong[0]]
+print(f"误传 LOCAL_RANK 时，和 RANK 0 拿到同样样本的进程: RANK {twins}")
+# --8<-- [end:exercise_local_rank_bug]
+
+# --8<-- [start:exercise_scale_data]
+from torch.utils.data import DataLoader, DistributedSampler
+
+
+def plan_for(n_samples: int, world_size: int, drop_last: bool = True) -> dict[str, int | list[int]]:
+    """和第 1 页的 data_plan 一样问采样器和 DataLoader，只是样本数可以换。"""
+    sampler = DistributedSampler(
+        range(n_samples), num_replicas=world_size, rank=0, seed=0, drop_last=drop_last
+    )
+    sizes = [
+        len(batch)
+        for batch in DataLoader(range(n_samples), batch_size=LOCAL_BATCH, sampler=sampler).batch_sampler
+    ]
+    return {
+        "per_rank": len(sampler),
+        "steps": len(sizes),
+        "combined": [size * world_size for size in sizes],
+        "slots": len(sampler) * world_size,  # 所有 rank 这一轮合起来取了几个编号
+    }
+
+
+for drop_last in (True, False):
+    plan = plan_for(N_SAMPLES, 24, drop_last)
+    gap = plan["slots"] - N_SAMPLES
+    print(
+        f"三台 8 卡机器（24 个进程）、drop_last={drop_last}：每个 rank {plan['per_rank']} 个样本，"
+        f"合起来 {plan['slots']} 个，" + (f"丢掉 {-gap} 个" if gap < 0 else f"有 {gap} 个是重复的")
+    )
+full_steps = 4  # 想要：每轮 4 步，每步都是满的合并批量 LOCAL_BATCH × 16
+enough = next(
+    n
+    for n in range(N_SAMPLES, 100_000)
+    if plan_for(n, 16)["steps"] >= full_steps and set(plan_for(n, 16)["combined"]) == {LOCAL_BATCH * 16}
+)
+print(
+    f"16 个进程时，要每轮 {full_steps} 步、每步的合并批量都是 {LOCAL_BATCH * 16}，数据集至少要 {enough} 个样本"
+    f"（第 1 页用的是 {N_SAMPLES} 个）"
+)
+# --8<-- [end:exercise_scale_data]

@@ -2,6 +2,7 @@
 
 import re
 
+import pytest
 import torch
 
 SNIPPET = "snippets/part3/ch01_ddp.py"
@@ -91,3 +92,56 @@ def test_timing_splits_the_run(run_snippet):
     # 只检查测量是否自洽，不断言快慢
     assert 0 < ns["loop_seconds"] < ns["launch_seconds"]
     assert "计时（每次构建不同，只测了一次）" in run_snippet(SNIPPET).stdout
+
+
+# ---------------------------------------------------------------- 练习的参考答案
+
+
+def test_exercise_sampler_takes_interleaved_slices_and_needs_set_epoch_and_one_seed(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    epoch_0, epoch_1, n = ns["epoch_0"], ns["epoch_1"], len(ns["dataset"])
+    # rank r 取同一个排列的第 r, r+2, … 个（排列在测试里独立地再算一次）
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
+    assert epoch_0 == [perm[0::2], perm[1::2]] and ns["takes_every_wth"]
+    for indices in (epoch_0, epoch_1):
+        assert not set(indices[0]) & set(indices[1]) and set(indices[0]) | set(indices[1]) == set(range(n))
+    assert ns["forgot"] == epoch_0, "不调用 set_epoch，第 2 轮应与第 1 轮的顺序相同"
+    assert epoch_1 != epoch_0 and all(set(a) != set(b) for a, b in zip(epoch_1, epoch_0, strict=True))
+    # 种子不同：有重叠，漏掉的正好和重叠的一样多（每个 rank 都取 32 个）
+    overlap, missed = ns["overlap"], ns["missed"]
+    assert 0 < len(overlap) == len(missed) < n // 2
+    assert (
+        f"两个 rank 重叠 {len(overlap)} 个样本，{len(missed)} 个样本这一轮谁也没用到"
+        in run_snippet(SNIPPET).stdout
+    )
+
+
+def test_exercise_average_of_rank_gradients_is_the_combined_gradient_only_for_equal_batches(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    # 用的确实是两个 rank 第 1 步的样本（与 worker 日志里的编号相同）
+    for rank, rows in enumerate((ns["rows_0"], ns["rows_1"])):
+        logged = next(line for line in ns["train_logs"][rank] if line.startswith("第 1 步的样本编号"))
+        assert str(sorted(rows)) in logged, (rows, logged)
+    scale = ns["g_combined_12"].abs().max().item()
+    assert ns["even_gap"] < 1e-6, "两个 rank 各 8 个样本时，平均梯度应等于合并批量的梯度"
+    assert ns["uneven_gap"] > 0.05 * scale and ns["uneven_gap"] > 1e4 * ns["even_gap"], (
+        "rank 1 只有 4 个样本时，直接平均与 12 个样本的梯度应差很多"
+    )
+    assert ns["weighted_gap"] < 1e-6, "按样本数加权后应又只差舍入"
+
+
+def test_exercise_replay_reproduces_ddp_bit_for_bit_and_the_gap_is_rounding(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert ns["replay_equals_ddp"], "在一个进程里照 DDP 的顺序重放，应与两个 rank 训练出的参数逐位相同"
+    # 合并批量那一个就是 1.4 节的单进程对照，逐位相同
+    reference = ns["reference"].state_dict()
+    assert all(torch.equal(ns["combined_32"][name], reference[name]) for name in reference)
+    gap_32 = ns["max_gap"](ns["replay_32"], ns["combined_32"])
+    gap_64 = ns["max_gap"](ns["replay_64"], ns["combined_64"])
+    assert gap_32 == pytest.approx(ns["max_param_diff"]), "float32 的差应与 1.4 节 DDP 与单进程的最大差相同"
+    assert 0 < gap_64 < 1e-15 and gap_32 > 1e6 * gap_64, (
+        f"float64 应把差别缩小很多：{gap_32:.1e} → {gap_64:.1e}"
+    )
+    # float64 下两种做法训练出的参数与 float32 的只差 float32 的舍入：重放的确是同一个训练
+    assert ns["max_gap"](ns["replay_64"], ns["replay_32"]) < 1e-5
+    assert "与两个 rank 真正训练出的参数逐位相同: True" in run_snippet(SNIPPET).stdout

@@ -1,7 +1,13 @@
 """第三部分第 2 章：ZeRO 的显存公式（与论文的数字核对），FSDP2 真的切分参数且结果与不切分一致。"""
 
+import json
+import subprocess
+import sys
+
 import pytest
 import torch
+
+from tests.conftest import ROOT
 
 SNIPPET = "snippets/part3/ch02_sharding.py"
 
@@ -85,8 +91,8 @@ def test_output_has_tables_and_verdict(run_snippet):
     assert "各 rank 的分片拼起来逐位等于完整参数（torch.equal）: True" in out
     ns = run_snippet(SNIPPET).ns
     assert f"最大绝对差 {ns['max_param_diff']:.1e}，在容差 rtol=1e-05、atol=1e-06 内: True" in out
-    summary = out.rstrip().splitlines()[-1]
-    assert summary.startswith("不切分时，70B 模型每张卡要")
+    # 正文的最后一段输出（练习的答案在它后面输出）
+    (summary,) = [line for line in out.splitlines() if line.startswith("不切分时，70B 模型每张卡要")]
     if not ns["params_equal"]:
         assert "只差浮点舍入" in summary and "一致" not in summary and "逐位相同" not in summary
 
@@ -116,3 +122,94 @@ def test_fsdp_mixed_precision_keeps_fp32_shards_and_computes_in_bf16(run_snippet
     out = run_snippet(SNIPPET).stdout
     assert "| 前向时收集的完整参数 | `torch.bfloat16` | 16×16 | 2 |" in out
     assert "| 本 rank 保存的参数分片 | `torch.float32` | 8×16 | 4 |" in out
+
+
+# ---------------------------------------------------------------- 练习的参考答案
+
+
+def test_exercise_fewest_devices_per_zero_stage(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    bytes_per_param, zero_bytes_per_param = ns["bytes_per_param"], ns["zero_bytes_per_param"]
+    for stage in range(4):
+        for n in (1, 3, 8, 64):
+            assert bytes_per_param(stage, n, 2, 2, 12) == pytest.approx(zero_bytes_per_param(stage, n))
+    fewest, paper, autocast = ns["fewest"], *ns["LEDGERS"]
+    assert [fewest[paper, "7B", s] for s in range(4)] == [None, 2, 2, 2]
+    assert [fewest[paper, "70B", s] for s in range(4)] == [None, None, None, 14]
+    assert [fewest[autocast, "7B", s] for s in range(4)] == [None, 3, 2, 2], (
+        "autocast 的存法：ZeRO-1 要多一张卡"
+    )
+    assert [fewest[autocast, "70B", s] for s in range(4)] == [None, None, None, 14]
+
+    # 最少：少一张就装不下；装不下的，1 万张卡也装不下
+    def per_card(ledger, model, stage, k):
+        return ns["MODELS"][model] * bytes_per_param(stage, k, *ns["LEDGERS"][ledger]) / 1e9
+
+    for key, n in fewest.items():
+        if n is None:
+            assert per_card(*key, 10_000) > 80, key
+        else:
+            assert per_card(*key, n) <= 80 and (n == 1 or per_card(*key, n - 1) > 80), key
+    out = run_snippet(SNIPPET).stdout
+    assert (
+        "70B：不切分 装不下（卡再多也降不到 1,120 GB 以下），ZeRO-1 装不下（卡再多也降不到 280 GB 以下）"
+        in out
+    )
+
+
+# 在一个进程里用 PyTorch 测试用的假进程组（不通信）扮演 world_size 个进程中的第 rank 个，真的调用 fully_shard
+FAKE_RANK = """
+import json, sys
+sys.path.insert(0, "snippets/part3")
+import torch.distributed as dist
+from torch.testing._internal.distributed.fake_pg import FakeStore
+from _fsdp_worker import make_model, shard_model
+seen = {}
+for world_size in (3, 16):
+    for rank in (0, world_size - 1):
+        dist.init_process_group("fake", rank=rank, world_size=world_size, store=FakeStore())
+        locals_ = [p.to_local() for p in shard_model(make_model()).parameters()]
+        seen[f"{world_size}/{rank}"] = [
+            sum(t.numel() for t in locals_),
+            sum(t.untyped_storage().nbytes() // t.element_size() for t in locals_),
+        ]
+        dist.destroy_process_group()
+print(json.dumps(seen))
+"""
+
+
+def test_exercise_shard_sizes_follow_fully_shard(run_snippet):
+    """按 torch.chunk 的规则算出的分片大小与补齐后的存储，和 fully_shard 真的分出来的一样。"""
+    ns = run_snippet(SNIPPET).ns
+    table = ns["shard_table"]
+    assert table[2] == (ns["local_counts"], 306), "2 个进程：与 2.3 节真正运行的结果相同"
+    assert table[3] == ([238, 238, 136], 238)
+    assert table[16] == ([51] * 4 + [34] * 12, 51)
+    assert all(sum(kept) == ns["full_count"] for kept, _ in table.values())
+    # 答案说：补齐的部分每个参数不到 N 行（N 是进程数），大模型的几千行里可以忽略
+    for world_size in (2, 3, 16, 64):
+        for rows in (4, 16, 4096, 4099):
+            sizes = ns["shard_rows"](rows, world_size)
+            assert sum(sizes) == rows and len(sizes) == world_size
+            assert 0 <= world_size * sizes[0] - rows < world_size, (rows, world_size, sizes)
+    result = subprocess.run(
+        [sys.executable, "-c", FAKE_RANK], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    for key, (kept, allocated) in seen.items():
+        world_size, rank = map(int, key.split("/"))
+        assert [kept, allocated] == [table[world_size][0][rank], table[world_size][1]], (key, kept, allocated)
+
+
+def test_exercise_sixteen_gpus_for_70b(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    candidates, even = ns["candidates"], ns["even_split_gb"]
+    fits = {name for name, gb in candidates.items() if gb <= ns["GPU_GB"]}
+    assert fits == {"ZeRO-3，16 张卡", "张量并行 t=8 × 流水线并行 p=2"}
+    assert even == pytest.approx(70.0)
+    assert all(gb >= even - 1e-9 for gb in candidates.values()), "没有哪种切法比均分更省"
+    assert all(candidates[name] == pytest.approx(even) for name in fits), "装得下的两种都正好是均分"
+    bubble = ns["bubble"]
+    assert ns["fewest_micro"] == 20 and bubble(2, 20) < 0.05 <= bubble(2, 19)
+    assert bubble(2, 4) == pytest.approx(0.2)

@@ -3,6 +3,8 @@
 
 import argparse
 import ast
+import collections
+import copy
 import json
 import os
 import socket
@@ -11,8 +13,10 @@ import sys
 import textwrap
 
 import pytest
+import torch
 import yaml
 from torch.distributed.run import parse_args as parse_torchrun_args
+from torch.utils.data import DistributedSampler
 
 from tests.conftest import ROOT
 
@@ -152,9 +156,9 @@ def parse_torchrun(argv: list[str], env: dict[str, str], monkeypatch) -> argpars
 # ------------------------------------------------ Slurm
 
 
-def sbatch_options() -> dict[str, str]:
+def sbatch_options(script=SBATCH) -> dict[str, str]:
     """脚本开头的 #SBATCH 选项。sbatch 读到第一条命令就不再读 #SBATCH，之后的 #SBATCH 会被悄悄忽略。"""
-    options, lines = {}, SBATCH.read_text(encoding="utf-8").splitlines()
+    options, lines = {}, script.read_text(encoding="utf-8").splitlines()
     first_command = next(
         i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")
     )
@@ -182,16 +186,14 @@ RECORDER = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module")
-def sbatch_calls(tmp_path_factory):
+def record_sbatch(tmp, script=SBATCH) -> dict:
     """像 Slurm 那样在分到的第一台机器上运行脚本（环境变量按 #SBATCH 的申请填写），只是 scontrol、srun、mkdir
     换成了只记录参数的替身：得到脚本真正会执行的命令，变量都已展开。"""
-    tmp = tmp_path_factory.mktemp("sbatch")
     for name in ("scontrol", "srun", "mkdir"):
         stub = tmp / name
         stub.write_text(f"#!{sys.executable}\n{RECORDER}", encoding="utf-8")
         stub.chmod(0o755)
-    options = sbatch_options()
+    options = sbatch_options(script)
     env = {
         "PATH": f"{tmp}{os.pathsep}{os.environ['PATH']}",
         "CALLS": str(tmp / "calls.jsonl"),
@@ -201,11 +203,16 @@ def sbatch_calls(tmp_path_factory):
         "SLURM_CPUS_PER_TASK": options["cpus-per-task"],
     }
     result = subprocess.run(
-        ["bash", str(SBATCH)], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        ["bash", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
     calls = [json.loads(line) for line in (tmp / "calls.jsonl").read_text(encoding="utf-8").splitlines()]
     return {"options": options, "env": env, "calls": calls}
+
+
+@pytest.fixture(scope="module")
+def sbatch_calls(tmp_path_factory):
+    return record_sbatch(tmp_path_factory.mktemp("sbatch"))
 
 
 def test_sbatch_script_is_valid_bash():
@@ -367,3 +374,109 @@ def test_pytorchjob_pods_rendezvous_from_operator_env_alone(tmp_path, ns, job):
     # operator 给 Pod 的 WORLD_SIZE（Pod 数 × nprocPerNode）和 RANK（Pod 的编号）被 torchrun 换成了每个进程自己的
     assert sorted(got, key=lambda r: r["RANK"]) == ns["torchrun_ranks"](len(agents), 1)
     assert [e["HELLO_POD"] for e in seen] == ["Master", "Worker"], "Master Pod 上的进程应是 RANK 0"
+
+
+# ---------------------------------------------------------------- 练习的参考答案
+
+
+def test_exercise_four_by_four_changes_only_where_ranks_live(ns):
+    changed = ns["changed"]
+    assert changed == ["机器（节点，node）数", "每台机器的进程数", "`LOCAL_RANK`（每台机器上）"], changed
+    assert ns["four_by_four"]["每步的合并批量"] == ns["layouts"]["两台 8 卡机器"]["每步的合并批量"] == "64"
+    where = ns["where"]
+    assert where[2, 8][8] == (1, 0) and where[4, 4][8] == (2, 0) and where[4, 4][9] == (2, 1)
+    assert where[4, 4][15] == (3, 3) and where[4, 4][7] == (1, 3)
+    assert ns["same_samples"] is True
+    # 样本只由 RANK 和进程总数决定：与直接用 RANK 建的采样器一致
+    dataset = ns["make_data"]()
+    for rank, samples in ns["samples_by_rank"](4, 4).items():
+        assert samples == list(ns["make_sampler"](dataset, rank, 16)), rank
+
+
+# 练习 2 的答案列出的改动：照着改完，两个作业文件就从两台 8 卡机器变成四台 4 卡机器
+SBATCH_EDITS_4X4 = {
+    "#SBATCH --nodes=2": "#SBATCH --nodes=4",
+    "#SBATCH --gpus-per-node=8": "#SBATCH --gpus-per-node=4",
+    "--nproc-per-node 8": "--nproc-per-node 4",
+}
+
+
+def test_exercise_four_by_four_edits_are_all_the_job_files_need(tmp_path, ns, job, monkeypatch):
+    text = SBATCH.read_text(encoding="utf-8")
+    for old, new in SBATCH_EDITS_4X4.items():
+        assert text.count(old) == 1, f"答案要改的这一行应在脚本里正好出现一次：{old}"
+        text = text.replace(old, new)
+    script = tmp_path / "train.sbatch"
+    script.write_text(text, encoding="utf-8")
+    recorded = record_sbatch(tmp_path, script)
+    (srun,) = [call for call in recorded["calls"] if call["command"] == "srun"]
+    args = parse_torchrun(srun["args"], {}, monkeypatch)
+    assert (args.nnodes, args.nproc_per_node) == ("4", "4")
+    assert recorded["options"]["gpus-per-node"] == args.nproc_per_node
+
+    edited = copy.deepcopy(job)
+    assert (
+        edited["spec"]["nprocPerNode"] == "8"
+        and edited["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] == 1
+    )
+    edited["spec"]["nprocPerNode"] = "4"
+    edited["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = 3
+    for kind in ("Master", "Worker"):
+        limits = container(edited, kind)["resources"]["limits"]
+        assert limits["nvidia.com/gpu"] == 8
+        limits["nvidia.com/gpu"] = 4
+    node_ranks = []
+    for kind, index in pods(edited):
+        env = operator_env(edited, kind, index)
+        spec = container(edited, kind)
+        args = parse_torchrun(spec["command"] + spec["args"], env, monkeypatch)
+        assert (args.nnodes, args.nproc_per_node, env["WORLD_SIZE"]) == ("4", "4", "16")
+        node_ranks.append(args.node_rank)
+    assert node_ranks == [0, 1, 2, 3]
+    assert len(ns["torchrun_ranks"](4, 4)) == 16
+
+
+def test_exercise_local_rank_as_sampler_rank_silently_uses_half_the_data(ns):
+    right, wrong = ns["right"], ns["wrong"]
+    assert sorted(i for indices in right for i in indices) == list(range(64)), "传 RANK：每个样本正好一次"
+    counts = collections.Counter(i for indices in wrong for i in indices)
+    assert len(counts) == 32 and set(counts.values()) == {2}, "误传 LOCAL_RANK：一半的样本，各用两次"
+    assert ns["twins"] == [0, 8]
+    # 不会报错：每个进程分到的样本数照样相同，DDP 的每一步照样凑得齐
+    assert {len(indices) for indices in wrong} == {len(indices) for indices in right} == {4}
+
+
+def test_exercise_scale_data(ns):
+    plan_for, data_plan = ns["plan_for"], ns["data_plan"]
+    for world_size in (2, 16, 24):
+        expected = data_plan(world_size)
+        got = plan_for(64, world_size)
+        assert (got["per_rank"], got["steps"], got["combined"]) == (
+            expected["per_rank"],
+            expected["steps"],
+            expected["combined"],
+        )
+    assert plan_for(64, 24)["slots"] == 48 and plan_for(64, 24, drop_last=False)["slots"] == 72
+    assert ns["enough"] == 512
+    assert plan_for(512, 16)["combined"] == [128] * 4
+    assert set(plan_for(504, 16)["combined"]) != {128} and plan_for(511, 16)["steps"] == 4
+    # drop_last=True 丢掉的是打乱后排在最后的 16 个，每轮不同；drop_last=False 重复的是排在最前面的 8 个
+    used, dropped = {}, {}
+    for epoch in (0, 1):
+        samplers = [
+            DistributedSampler(range(64), num_replicas=24, rank=r, seed=0, drop_last=True) for r in range(24)
+        ]
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+        perm = torch.randperm(64, generator=torch.Generator().manual_seed(epoch)).tolist()
+        used[epoch] = {i for sampler in samplers for i in sampler}
+        dropped[epoch] = set(range(64)) - used[epoch]
+        assert dropped[epoch] == set(perm[48:])
+    assert dropped[0] != dropped[1]
+    padded = collections.Counter(
+        i
+        for r in range(24)
+        for i in DistributedSampler(range(64), num_replicas=24, rank=r, seed=0, drop_last=False)
+    )
+    perm = torch.randperm(64, generator=torch.Generator().manual_seed(0)).tolist()
+    assert {i for i, n in padded.items() if n == 2} == set(perm[:8])
