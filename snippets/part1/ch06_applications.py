@@ -144,3 +144,89 @@ print(f"均方误差: {reg_losses[0]:.4f} -> {reg_losses[-1]:.6f}")
 print("真实权重:", [round(v, 4) for v in true_w.tolist()], "  真实偏置:", true_b)
 print("学到权重:", [round(v, 4) for v in learned_w.tolist()], "  学到偏置:", round(learned_b, 4))
 # --8<-- [end:regression]
+
+# --8<-- [start:exercise_ln2]
+import math
+
+positive_rate = y_xor.mean().item()
+# 不看输入、对每个点都回答同一个概率 p：p 取正类比例时 BCE 最小
+constant_loss = -(positive_rate * math.log(positive_rate) + (1 - positive_rate) * math.log(1 - positive_rate))
+print(f"每个点都回答 50%：损失 ln 2 = {math.log(2):.4f}")
+print(f"每个点都回答正类比例 {positive_rate:.1%}：损失 {constant_loss:.4f}")
+print(f"训练 {xor_epochs} 轮的线性模型：损失 {linear_losses[-1]:.4f}")
+with torch.no_grad():
+    linear_probs = torch.sigmoid(linear_model(X_xor))  # 线性模型认为每个点是正类的概率
+print(
+    f"线性模型给 {len(X_xor)} 个点的概率都在 {linear_probs.min().item():.1%} 到 {linear_probs.max().item():.1%} 之间"
+)
+# --8<-- [end:exercise_ln2]
+
+# --8<-- [start:exercise_no_relu]
+torch.manual_seed(0)
+stacked_model = nn.Sequential(nn.Linear(2, 8), nn.Linear(8, 1))  # 两个线性层，中间没有 ReLU
+stacked_losses = fit(stacked_model, nn.BCEWithLogitsLoss(), X_xor, y_xor, num_epochs=xor_epochs, lr=0.5)
+with torch.no_grad():
+    stacked_acc = ((stacked_model(X_xor) > 0).float() == y_xor).float().mean().item()
+print(f"去掉 ReLU：损失 {stacked_losses[0]:.4f} -> {stacked_losses[-1]:.4f}，准确率 {stacked_acc:.1%}")
+
+# 把两层合成一层：W2(W1 x + b1) + b2 = (W2 W1) x + (W2 b1 + b2)
+first, second = stacked_model[0], stacked_model[1]
+merged = nn.Linear(2, 1)
+with torch.no_grad():
+    merged.weight.copy_(second.weight @ first.weight)
+    merged.bias.copy_(second.weight @ first.bias + second.bias)
+    merged_gap = (merged(X_xor) - stacked_model(X_xor)).abs().max().item()
+print(f"合成的一个 nn.Linear(2, 1) 与两层模型的输出最多相差 {merged_gap:.1e}")
+# --8<-- [end:exercise_no_relu]
+
+# --8<-- [start:exercise_softmax]
+ce = nn.CrossEntropyLoss()
+with torch.no_grad():
+    builtin_loss = ce(blob_logits, y_blobs_test).item()
+    # 手算：先 log_softmax，再取每个样本正确类别那一项，取负号求平均
+    log_probs = torch.log_softmax(blob_logits, dim=1)
+    manual_loss = -log_probs[torch.arange(len(y_blobs_test)), y_blobs_test].mean().item()
+    # 常见的错误：先自己做一次 softmax，再交给 CrossEntropyLoss
+    double_loss = ce(torch.softmax(blob_logits, dim=1), y_blobs_test).item()
+    # 错误做法下，即使模型百分之百确定且答对，“logits”也只是 (1, 0, 0)，损失降不到 0
+    double_floor = ce(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([0])).item()
+print(f"CrossEntropyLoss：{builtin_loss:.4f}   手算 -log_softmax：{manual_loss:.4f}")
+print(f"先做 softmax 再交给它：{double_loss:.4f}（这种错误做法的损失最低也只能到 {double_floor:.4f}）")
+
+torch.manual_seed(0)
+double_classifier = nn.Linear(2, 3)
+double_losses = fit(
+    double_classifier,
+    lambda logits, y: ce(torch.softmax(logits, dim=1), y),
+    X_blobs_train,
+    y_blobs_train,
+    num_epochs=100,
+    lr=0.1,
+)
+with torch.no_grad():
+    double_acc = (double_classifier(X_blobs_test).argmax(dim=1) == y_blobs_test).float().mean().item()
+print(
+    f"用错误做法训练 100 轮：损失 {double_losses[0]:.4f} -> {double_losses[-1]:.4f}，测试集准确率 {double_acc:.1%}"
+)
+print(
+    f"正确做法训练 100 轮：  损失 {blob_losses[0]:.4f} -> {blob_losses[-1]:.4f}，测试集准确率 {blob_acc:.1%}"
+)
+# --8<-- [end:exercise_softmax]
+
+
+# --8<-- [start:exercise_noise]
+def regression_error(noise, n, seed=0):
+    """按回归一节的做法造 n 个带噪声的样本、训练一个线性层，返回学到的参数离真实值最远的那一个差多少。"""
+    torch.manual_seed(seed)
+    X = torch.randn(n, 2)
+    y = (X @ true_w + true_b + noise * torch.randn(n)).unsqueeze(1)
+    model = nn.Linear(2, 1)
+    fit(model, nn.MSELoss(), X, y, num_epochs=200, lr=0.1)
+    learned = torch.cat([model.weight.detach().flatten(), model.bias.detach()])
+    return (learned - torch.cat([true_w, torch.tensor([true_b])])).abs().max().item()
+
+
+noise_errors = {(noise, n): regression_error(noise, n) for noise in (0.01, 0.1, 1.0) for n in (500, 5000)}
+for (noise, n), error in noise_errors.items():
+    print(f"噪声标准差 {noise:<4}  样本 {n:4d} 个：学到的参数离真实值最多差 {error:.2e}")
+# --8<-- [end:exercise_noise]

@@ -104,3 +104,75 @@ for step in range(200):
 base_unchanged = torch.equal(pretrained.weight, weight_before)
 print("预训练权重 W 保持不变:", base_unchanged)
 # --8<-- [end:lora_train]
+
+# --8<-- [start:exercise_break_even]
+# d×k 的矩阵有 d·k 个参数，秩 r 的 A、B 共 r·(d + k) 个：r = d·k / (d + k) 时两者一样多
+for d, k in [(64, 64), (d_model, d_model)]:
+    break_even = d * k // (d + k)
+    print(
+        f"{d}×{k} 的矩阵：{d * k:,} 个参数；秩 r={break_even} 的 LoRA 有 {break_even * (d + k):,} 个参数，一样多"
+    )
+# --8<-- [end:exercise_break_even]
+
+
+# --8<-- [start:exercise_zero_init]
+def train_lora(rank, zero_a=False, steps=200, seed=0):
+    """在上面的玩具任务上，从同一个预训练层出发重新训练一个 LoRA 层；alpha 取 rank，让缩放系数 alpha/r 始终为 1。"""
+    torch.manual_seed(seed)
+    layer = LoRALinear(pretrained, rank=rank, alpha=rank)
+    if zero_a:
+        with torch.no_grad():
+            layer.lora_a.zero_()  # A 也从 0 开始
+    opt = torch.optim.Adam([layer.lora_a, layer.lora_b], lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(layer(X_task), y_task)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, layer
+
+
+zero_losses, zero_layer = train_lora(rank=4, zero_a=True, steps=50)
+print(f"A、B 都从 0 开始：第 1 步损失 {zero_losses[0]:.5f}，第 50 步损失 {zero_losses[-1]:.5f}")
+print("A 的梯度最大绝对值:", zero_layer.lora_a.grad.abs().max().item())
+print("B 的梯度最大绝对值:", zero_layer.lora_b.grad.abs().max().item())
+# --8<-- [end:exercise_zero_init]
+
+# --8<-- [start:exercise_rank]
+print("改动量 delta 的秩:", torch.linalg.matrix_rank(delta).item())
+rank_losses = {rank: train_lora(rank)[0] for rank in (1, 2)} | {4: lora_losses}  # 秩 4 就是上面训练的那个
+for rank, losses in rank_losses.items():
+    print(f"秩 r={rank}：可训练参数 {rank * (64 + 64):4d} 个，第 200 步损失 {losses[-1]:.2e}")
+# --8<-- [end:exercise_rank]
+
+# --8<-- [start:exercise_merge]
+merged = nn.Linear(64, 64)  # 一个普通的线性层，没有 A、B
+with torch.no_grad():
+    merged.weight.copy_(pretrained.weight + lora_layer.scale * lora_layer.lora_b @ lora_layer.lora_a)
+    merged.bias.copy_(pretrained.bias)
+    merge_gap = (merged(X_task) - lora_layer(X_task)).abs().max().item()
+print(f"合并后的线性层有 {sum(p.numel() for p in merged.parameters()):,} 个参数")
+print(f"它和 LoRA 层在 {len(X_task)} 个输入上的输出最多相差 {merge_gap:.1e}")
+# --8<-- [end:exercise_merge]
+
+
+# --8<-- [start:exercise_gpu]
+def largest_model(gpu_gib):
+    """显存 gpu_gib GiB 的一张卡，只按 7.1 的每参数字节数，最多放得下多少参数（单位：十亿）。"""
+    budget = gpu_gib * 2**30
+    lora_bytes = (
+        BYTES_PER_PARAM["bf16 权重"] + lora_params_7b / MODEL_PARAMS["7B"] * BYTES_PER_PARAM["Adam 训练"]
+    )
+    return {
+        "bf16 推理": budget / BYTES_PER_PARAM["bf16 权重"] / 1e9,
+        "Adam 全量训练": budget / BYTES_PER_PARAM["Adam 训练"] / 1e9,
+        "LoRA 微调": budget / lora_bytes / 1e9,
+    }
+
+
+gpu_limits = {gib: largest_model(gib) for gib in (24, 80)}
+for gib, limits in gpu_limits.items():
+    print(f"{gib} GB 显卡：" + "，".join(f"{kind}最多约 {b:.1f}B 个参数" for kind, b in limits.items()))
+# --8<-- [end:exercise_gpu]

@@ -67,3 +67,50 @@ print(
     f"在 {len(X_test)} 个没见过的样本上是 **{memorize_test_acc:.1%}**，而随机猜是 50% 左右。"
 )
 # --8<-- [end:memorize_summary]
+
+# --8<-- [start:exercise_chinchilla]
+import math
+
+gpt3_compute = train_flops(*runs["GPT-3 175B"])
+# C = 6·N·D 且 D = 20·N，所以 C = 120·N²
+optimal_params = math.sqrt(gpt3_compute / 120)
+optimal_tokens = 20 * optimal_params
+print(f"GPT-3 的算力：约 {gpt3_compute:.2e} 次浮点运算；它每个参数只训练了 {300e9 / 175e9:.1f} 个词元")
+print(
+    f"按 Chinchilla 的配比花同样的算力：约 {optimal_params / 1e9:.0f}B 个参数，{optimal_tokens / 1e12:.2f}T 个词元"
+)
+print(f"核对：6ND = {train_flops(optimal_params, optimal_tokens):.2e}")
+# --8<-- [end:exercise_chinchilla]
+
+
+# --8<-- [start:exercise_rule]
+def train_and_evaluate(X, y, X_eval, y_eval, seed=0):
+    """用和上面完全相同的网络和训练（Adam、学习率 0.01、300 步）训练，返回训练集和测试集上的准确率。"""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(20, 256), nn.ReLU(), nn.Linear(256, 1))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        loss_fn(model(X).squeeze(1), y).backward()
+        opt.step()
+    with torch.no_grad():
+        train_acc = ((model(X).squeeze(1) > 0).float() == y).float().mean().item()
+        eval_acc = ((model(X_eval).squeeze(1) > 0).float() == y_eval).float().mean().item()
+    return train_acc, eval_acc
+
+
+# 同样的输入，只把标签换成有规律的：第一个特征大于 0 就是 1
+rule_y_train, rule_y_test = (X_train[:, 0] > 0).float(), (X_test[:, 0] > 0).float()
+rule_train_acc, rule_test_acc = train_and_evaluate(X_train, rule_y_train, X_test, rule_y_test)
+print(f"有规律的标签：训练集准确率 {rule_train_acc:.1%}，测试集准确率 {rule_test_acc:.1%}")
+print(f"随机的标签：  训练集准确率 {memorize_train_acc:.1%}，测试集准确率 {memorize_test_acc:.1%}")
+# --8<-- [end:exercise_rule]
+
+# --8<-- [start:exercise_more_data]
+torch.manual_seed(1)
+X_more = torch.randn(1000, 20)  # 训练样本从 200 个增加到 1000 个，测试集不变
+more_train_acc, more_test_acc = train_and_evaluate(X_more, (X_more[:, 0] > 0).float(), X_test, rule_y_test)
+print(
+    f"有规律的标签，训练样本 {len(X_more)} 个：训练集准确率 {more_train_acc:.1%}，测试集准确率 {more_test_acc:.1%}"
+)
+# --8<-- [end:exercise_more_data]

@@ -123,3 +123,90 @@ a, b, c = torch.tensor([1e8, -1e8, 1.0])  # float32：1e8 附近相邻两个数�
 print("(a + b) + c =", ((a + b) + c).item())
 print("a + (b + c) =", (a + (b + c)).item())  # b + c = -99999999 舍入回了 -1e8
 # --8<-- [end:float_order]
+
+
+# --8<-- [start:exercise_clamp]
+def page_fix(x):
+    safe_x = torch.where(x > 0, x, torch.ones_like(x))
+    return torch.where(x > 0, torch.sqrt(safe_x), torch.zeros_like(x))
+
+
+clamp_grads = {}
+for name, f in [
+    ("本页的修正", page_fix),
+    ("sqrt(clamp(x, min=0))", lambda x: torch.sqrt(torch.clamp(x, min=0))),
+    ("sqrt(relu(x))", lambda x: torch.sqrt(torch.relu(x))),
+]:
+    x = torch.tensor([-1.0, 0.0, 4.0], requires_grad=True)
+    y = f(x)
+    y.sum().backward()
+    clamp_grads[name] = x.grad.tolist()
+    print(f"{name}：前向 {y.tolist()}，x = -1、0、4 处的梯度 {x.grad.tolist()}")
+# --8<-- [end:exercise_clamp]
+
+# --8<-- [start:exercise_eval]
+torch.manual_seed(0)
+dropout_net = nn.Sequential(nn.Linear(8, 8), nn.Dropout(p=0.5))
+probe = torch.ones(1, 8)
+dropout_results = {}
+for training in (True, False):
+    dropout_net.train(training)  # train(False) 就是 eval()
+    for use_no_grad in (False, True):
+        with torch.set_grad_enabled(not use_no_grad):  # 参数为 False 时和 torch.no_grad() 一样
+            first, second = dropout_net(probe), dropout_net(probe)
+        same, graph = torch.equal(first, second), first.grad_fn is not None
+        dropout_results[training, use_no_grad] = (same, graph)
+        mode = "train()" if training else "eval()"
+        print(
+            f"{mode}，{'在' if use_no_grad else '不在'} no_grad 里：两次输出相同 {same}，记录了计算图 {graph}"
+        )
+# --8<-- [end:exercise_eval]
+
+# --8<-- [start:exercise_accumulate]
+torch.manual_seed(0)
+batch_x, batch_y = inputs[:8], torch.randn(8, 10)
+loss_fn = nn.MSELoss()  # 默认对批里的样本取平均
+
+
+def grads_after(chunks, scale):
+    """把 8 个样本分成 chunks 份，逐份 backward（损失乘 scale），返回累加出的梯度。"""
+    model.zero_grad()
+    for xb, yb in zip(batch_x.chunk(chunks), batch_y.chunk(chunks), strict=True):
+        (loss_fn(model(xb), yb) * scale).backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+full_grad = grads_after(1, 1.0)  # 一次送整批 8 个
+scaled_grad = grads_after(2, 0.5)  # 两份各 4 个，每份的损失除以 2
+unscaled_grad = grads_after(2, 1.0)  # 两份各 4 个，忘了除以 2
+print(f"整批 和 两份（损失除以 2）的梯度最大差值: {(scaled_grad - full_grad).abs().max().item():.1e}")
+print(f"两份（损失不除以 2）的梯度是整批的 {(unscaled_grad.norm() / full_grad.norm()).item():.4f} 倍")
+# --8<-- [end:exercise_accumulate]
+
+# --8<-- [start:exercise_shapes]
+shape_results = {}
+for shape in [(10,), (1, 10), (4, 3, 10), (10, 1)]:
+    try:
+        shape_results[shape] = tuple(layer(torch.randn(shape)).shape)
+    except RuntimeError as err:
+        shape_results[shape] = str(err)
+    print(f"输入形状 {shape} -> {shape_results[shape]}")
+# --8<-- [end:exercise_shapes]
+
+
+# --8<-- [start:exercise_float]
+def sum_both_ways(big, dtype):
+    """和上面一样的三个数，只是换了大小和精度；返回相邻两个数的间隔和两种顺序的和。"""
+    p, q, r = torch.tensor([big, -big, 1.0], dtype=dtype)
+    gap = (torch.nextafter(p, 2 * p) - p).item()  # p 和比它大的下一个数相差多少
+    return gap, ((p + q) + r).item(), (p + (q + r)).item()
+
+
+float_results = {}
+for dtype, big in [(torch.float32, 1e8), (torch.float64, 1e8), (torch.float64, 1e17)]:
+    float_results[dtype, big] = gap, left, right = sum_both_ways(big, dtype)
+    print(f"{dtype}，a = {big:.0e}：相邻两个数相差 {gap:.3g}，(a + b) + c = {left}，a + (b + c) = {right}")
+print(
+    f"torch.finfo 的 eps：float32 {torch.finfo(torch.float32).eps:.3g}，float64 {torch.finfo(torch.float64).eps:.3g}"
+)
+# --8<-- [end:exercise_float]

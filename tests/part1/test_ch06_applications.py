@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 SNIPPET = "snippets/part1/ch06_applications.py"
@@ -84,3 +85,68 @@ def test_printed_output(run_snippet):
     assert "torch.int64" in out
     assert "学到权重:" in out
     assert out.count("<svg") == 1, "XOR 的决策区域应作为一张 SVG 打印出来"
+
+
+def test_exercise_ln2_linear_model_barely_beats_ignoring_the_input(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    rate = ns["y_xor"].mean().item()
+    # 答案说：永远回答正类比例 p 时平均 BCE 最小；p = 0.5 时正好是 ln 2
+    y = ns["y_xor"]
+
+    def constant_bce(p):
+        return torch.nn.functional.binary_cross_entropy(torch.full_like(y, p), y).item()
+
+    assert constant_bce(0.5) == pytest.approx(math.log(2), abs=1e-6)
+    assert constant_bce(rate) == pytest.approx(ns["constant_loss"], abs=1e-6)
+    assert all(constant_bce(p) > ns["constant_loss"] for p in (rate - 0.05, rate + 0.05, 0.5))
+    # 线性模型只比“不看输入”的最佳常数低一点点，而且给每个点的概率都离 50% 不远
+    assert 0 < ns["constant_loss"] - ns["linear_losses"][-1] < 0.005
+    probs = ns["linear_probs"]
+    assert probs.min().item() > 0.35 and probs.max().item() < 0.65
+    assert ns["linear_acc"] > 0.7, "准确率却有七成多"
+
+
+def test_exercise_two_linear_layers_without_relu_are_one_linear_layer(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert not any(isinstance(m, torch.nn.ReLU) for m in ns["stacked_model"])
+    # 与一个线性层的结果一样：分不开 XOR
+    assert ns["stacked_acc"] <= ns["linear_bound"] + 0.01
+    assert abs(ns["stacked_acc"] - ns["linear_acc"]) < 0.01
+    assert abs(ns["stacked_losses"][-1] - ns["linear_losses"][-1]) < 1e-3
+    # 合成的一层在任意输入上都等于两层模型（不只在训练数据上）
+    probe = torch.randn(1000, 2) * 3
+    with torch.no_grad():
+        torch.testing.assert_close(ns["merged"](probe), ns["stacked_model"](probe), atol=1e-5, rtol=1e-5)
+    assert ns["merged_gap"] < 1e-5
+
+
+def test_exercise_cross_entropy_is_log_softmax_and_softmax_first_has_a_floor(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert ns["builtin_loss"] == pytest.approx(ns["manual_loss"], abs=1e-6)
+    floor = math.log((math.e + 2) / math.e)
+    assert ns["double_floor"] == pytest.approx(floor, abs=1e-6)
+    # 再做一次 softmax 的“logits”在 0 到 1 之间：任何模型的损失都不低于这个下限
+    assert ns["double_loss"] > floor and min(ns["double_losses"]) > floor
+    assert ns["builtin_loss"] < floor, "正确做法的损失在下限之下"
+    # 不报错、准确率也差不多：所以难发现
+    assert ns["double_acc"] > ns["blob_acc"] - 0.03
+
+
+def test_exercise_regression_error_scales_with_noise_and_shrinks_with_data(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    errors = ns["noise_errors"]
+    for n in (500, 5000):
+        # 同一个 seed：噪声放大 10 倍，误差几乎正好放大 10 倍
+        assert errors[0.1, n] / errors[0.01, n] == pytest.approx(10, rel=0.02)
+        assert errors[1.0, n] / errors[0.1, n] == pytest.approx(10, rel=0.02)
+    for noise in (0.01, 0.1, 1.0):
+        ratio = errors[noise, 500] / errors[noise, 5000]
+        assert 3.3 < ratio < 4.5, f"样本多 10 倍，误差应缩小到约四分之一，实际缩小 {ratio:.2f} 倍"
+    # 训练收敛到了最小二乘解：误差来自数据，不是没训练够
+    torch.manual_seed(0)
+    X = torch.randn(5000, 2)
+    y = (X @ ns["true_w"] + ns["true_b"] + 1.0 * torch.randn(5000)).unsqueeze(1)
+    design = torch.cat([X, torch.ones(5000, 1)], dim=1).double()
+    solution = torch.linalg.lstsq(design, y.double()).solution.flatten()
+    truth = torch.cat([ns["true_w"], torch.tensor([ns["true_b"]])]).double()
+    assert (solution - truth).abs().max().item() == pytest.approx(errors[1.0, 5000], abs=1e-5)

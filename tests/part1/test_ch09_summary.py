@@ -26,3 +26,32 @@ def test_output_has_key_lines(run_snippet):
     assert "GPT-3 175B：300B 个词元，约 3.15e+23 次浮点运算" in out
     assert "训练集准确率: 100.0%" in out
     assert "这个网络在训练集上的准确率是 **100.0%**，在 1000 个没见过的样本上是 **" in out
+
+
+def test_exercise_chinchilla_allocation_of_gpt3_compute(run_snippet):
+    ns = run_snippet("snippets/part1/ch09_summary.py").ns
+    n, d, c = ns["optimal_params"], ns["optimal_tokens"], ns["gpt3_compute"]
+    assert c == pytest.approx(6 * 175e9 * 300e9)
+    assert d == pytest.approx(20 * n) and 6 * n * d == pytest.approx(c), "同样的算力、每个参数 20 个词元"
+    # 答案说：参数不到 GPT-3 的三分之一，词元是它的三倍多；GPT-3 每个参数不到 2 个词元
+    assert n < 175e9 / 3 and 3 < d / 300e9 < 4
+    assert 300e9 / 175e9 < 2
+    out = run_snippet("snippets/part1/ch09_summary.py").stdout
+    assert "约 51B 个参数，1.02T 个词元" in out
+
+
+def test_exercise_same_network_learns_a_rule_but_only_memorizes_noise(run_snippet):
+    ns = run_snippet("snippets/part1/ch09_summary.py").ns
+    # 只换了标签：输入还是 9.2 节的那些点
+    assert ns["rule_y_train"].shape == ns["y_train"].shape
+    assert ns["rule_train_acc"] == 1.0 == ns["memorize_train_acc"], "两种标签在训练集上都是 100%"
+    assert ns["rule_test_acc"] > 0.8, "有规律可学：测试集上也大多答对"
+    assert ns["rule_test_acc"] > ns["memorize_test_acc"] + 0.25, "测试集把学规律和背答案分开"
+    assert ns["rule_test_acc"] < 0.98, "练习 4 的前提：测试集上还差一截"
+
+
+def test_exercise_more_data_narrows_the_gap(run_snippet):
+    ns = run_snippet("snippets/part1/ch09_summary.py").ns
+    assert len(ns["X_more"]) == 1000
+    assert ns["more_train_acc"] == 1.0
+    assert ns["more_test_acc"] > ns["rule_test_acc"] + 0.02, "样本从 200 增加到 1000，测试集准确率应更高"

@@ -1,5 +1,7 @@
 """第 10 章：安装检查、NaN 的异常检测、no_grad、批量与循环一致、形状错误、梯度累加、随机种子。"""
 
+import copy
+
 import pytest
 import torch
 
@@ -83,3 +85,73 @@ def test_float_addition_order_changes_the_result(run_snippet):
     assert (a + (b + c)).item() == 0.0, "float32 里 -1e8 + 1 应舍入回 -1e8"
     out = run_snippet("snippets/part1/ch10_faq.py").stdout
     assert "(a + b) + c = 1.0\na + (b + c) = 0.0" in out
+
+
+def test_exercise_clamp_passes_an_infinite_gradient_at_zero(run_snippet):
+    ns = run_snippet("snippets/part1/ch10_faq.py").ns
+    grads = ns["clamp_grads"]
+    assert grads["本页的修正"] == [0.0, 0.0, 0.25]
+    assert grads["sqrt(relu(x))"] == [0.0, 0.0, 0.25]
+    assert grads["sqrt(clamp(x, min=0))"] == [0.0, float("inf"), 0.25], (
+        "只在边界 0 处不同：clamp 把 inf 传回来"
+    )
+    # 答案的解释：clamp 在 x >= 0 处原样传回梯度，relu 在 x <= 0 处给 0
+    x = torch.tensor([0.0], requires_grad=True)
+    torch.clamp(x, min=0).backward(torch.tensor([7.0]))
+    assert x.grad.item() == 7.0
+    x.grad = None
+    torch.relu(x).backward(torch.tensor([7.0]))
+    assert x.grad.item() == 0.0
+    # 页面的 page_fix 就是本页的修正：与 nan_fix 一节的结果一致
+    x = torch.tensor([-1.0, 4.0], requires_grad=True)
+    ns["page_fix"](x).sum().backward()
+    torch.testing.assert_close(x.grad, ns["fixed_grad"])
+
+
+def test_exercise_eval_and_no_grad_do_different_things(run_snippet):
+    ns = run_snippet("snippets/part1/ch10_faq.py").ns
+    results = ns["dropout_results"]  # (训练模式?, 用 no_grad?) -> (两次输出相同?, 记录了计算图?)
+    assert results[True, False] == (False, True)
+    assert results[True, True] == (False, False), "no_grad 不改变 dropout 的行为"
+    assert results[False, False] == (True, True), "eval 不关掉计算图的记录"
+    assert results[False, True] == (True, False)
+    # 评估模式下 dropout 什么也不做：输出等于前面那个线性层的输出
+    net = ns["dropout_net"]
+    net.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(net(ns["probe"]), net[0](ns["probe"]), rtol=0, atol=0)
+
+
+def test_exercise_accumulated_gradient_matches_the_full_batch_when_scaled(run_snippet):
+    ns = run_snippet("snippets/part1/ch10_faq.py").ns
+    full, scaled, unscaled = ns["full_grad"], ns["scaled_grad"], ns["unscaled_grad"]
+    assert full.abs().max() > 0
+    torch.testing.assert_close(scaled, full, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(unscaled, 2 * full, atol=1e-6, rtol=1e-5)
+    # 独立于 snippet 再算一次整批的梯度
+    model = copy.deepcopy(ns["model"])
+    model.zero_grad()
+    torch.nn.functional.mse_loss(model(ns["batch_x"]), ns["batch_y"]).backward()
+    torch.testing.assert_close(torch.cat([p.grad.flatten() for p in model.parameters()]), full)
+
+
+def test_exercise_linear_only_looks_at_the_last_dimension(run_snippet):
+    ns = run_snippet("snippets/part1/ch10_faq.py").ns
+    results = ns["shape_results"]
+    assert results[(10,)] == (1,)
+    assert results[(1, 10)] == (1, 1)
+    assert results[(4, 3, 10)] == (4, 3, 1)
+    assert "mat1 and mat2 shapes cannot be multiplied (10x1 and 10x1)" in results[(10, 1)]
+
+
+def test_exercise_float64_only_moves_the_problem_further(run_snippet):
+    ns = run_snippet("snippets/part1/ch10_faq.py").ns
+    results = ns["float_results"]  # (dtype, 大小) -> (相邻两数之差, (a + b) + c, a + (b + c))
+    assert results[torch.float32, 1e8] == (8.0, 1.0, 0.0), "和页面上 float32 的结果一致"
+    gap, left, right = results[torch.float64, 1e8]
+    assert left == right == 1.0 and gap == pytest.approx(2**-26)
+    assert results[torch.float64, 1e17] == (16.0, 1.0, 0.0)
+    # 答案说：x 附近相邻两个数相差在 eps·|x| 的一半到一倍之间
+    for (dtype, big), (gap, _, _) in results.items():
+        eps = torch.finfo(dtype).eps
+        assert eps * big / 2 <= gap <= eps * big
