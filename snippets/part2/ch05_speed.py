@@ -532,3 +532,78 @@ def crossover_conclusion(rows):
 
 print(crossover_conclusion(crossover))
 # --8<-- [end:crossover_verdict]
+
+# --8<-- [start:exercise_bf16_rounding]
+eps = torch.finfo(torch.bfloat16).eps
+print(
+    f"torch.finfo(torch.bfloat16).eps = {eps}（2^{math.log2(eps):.0f}）：比 1 大的下一个 bf16 数是 {1 + eps}"
+)
+for delta in (0.001, 0.0039, 0.004):
+    print(f"1 + {delta:<6} 存成 bf16: {torch.tensor(1 + delta).bfloat16().item()}")
+# 从 10^-3 到 10^3 均匀地（按数量级）抽 100 万个数，都舍入到 bf16，看相对误差最大是多少
+many = 10 ** torch.empty(1_000_000).uniform_(-3, 3, generator=torch.Generator().manual_seed(0))
+rounding_error = ((many.bfloat16().float() - many).abs() / many).max().item()
+print(f"100 万个数舍入到 bf16，相对误差最大 {rounding_error:.6f}；2^-8 = {2**-8:.6f}")
+# --8<-- [end:exercise_bf16_rounding]
+
+# --8<-- [start:exercise_autocast_rules]
+a, b = torch.randn(4, 4), torch.randn(4, 4)  # 都是 fp32
+labels = torch.tensor([0, 1, 2, 3])
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    product = a @ b
+    rule_dtypes = {
+        "a @ b": product.dtype,
+        "torch.relu(a)": torch.relu(a).dtype,
+        "torch.relu(a @ b)": torch.relu(product).dtype,
+        "(a @ b) + a": (product + a).dtype,
+        "(a @ b).softmax(-1)": product.softmax(-1).dtype,
+        "F.cross_entropy(a @ b, labels)": F.cross_entropy(product, labels).dtype,
+    }
+for expression, dtype in rule_dtypes.items():
+    print(f"{expression:<31} {dtype}")
+# --8<-- [end:exercise_autocast_rules]
+
+# --8<-- [start:exercise_growth_interval]
+# 一个梯度大小固定的小例子：损失 = 输出之和，损失对输出的梯度恒为 1，放大后恰好等于缩放系数 s，
+# 而它要先存成 fp16（输出是 fp16）：s 超过 fp16 的最大值 65504 就上溢成 inf
+toy = torch.nn.Linear(4, 1, bias=False)
+toy_optimizer = torch.optim.SGD(toy.parameters(), lr=0.01)
+toy_input = torch.ones(1, 4)
+toy_scaler = torch.amp.GradScaler("cpu", init_scale=2.0**18, growth_interval=3)
+growth_steps = []  # (缩放系数, 是否更新了参数, 下一步的缩放系数)
+for step in range(1, 13):
+    scale = toy_scaler.get_scale()
+    toy_optimizer.zero_grad(set_to_none=True)
+    with torch.autocast("cpu", dtype=torch.float16):
+        out = toy(toy_input)  # fp16
+    before = toy.weight.detach().clone()
+    toy_scaler.scale(out.float().sum()).backward()
+    toy_scaler.step(toy_optimizer)
+    toy_scaler.update()
+    updated = not torch.equal(before, toy.weight)
+    growth_steps.append((scale, updated, toy_scaler.get_scale()))
+    print(
+        f"第 {step:2d} 步：缩放系数 2^{math.log2(scale):.0f}，"
+        + (
+            f"更新了参数（除回系数后的梯度 {toy.weight.grad[0, 0].item():g}）"
+            if updated
+            else "梯度上溢，跳过"
+        )
+        + f"；下一步 2^{math.log2(toy_scaler.get_scale()):.0f}"
+    )
+# --8<-- [end:exercise_growth_interval]
+
+# --8<-- [start:exercise_shared_parameters]
+graphs_before = counters["stats"]["unique_graphs"]  # Dynamo 至今捕获过几张不同的计算图
+_, logits_before = train_step(compiled, x, y)
+with torch.no_grad():
+    model.ln_f.weight.mul_(2)  # 改的是 model 的参数，compiled 一个字也没动
+_, logits_doubled = train_step(compiled, x, y)
+with torch.no_grad():
+    model.ln_f.weight.div_(2)  # 改回来（乘、除 2 都没有舍入误差）
+_, logits_restored = train_step(compiled, x, y)
+recompiled_graphs = counters["stats"]["unique_graphs"] - graphs_before
+print("compiled 算出的 logits 变成了原来的 2 倍:", torch.equal(logits_doubled, 2 * logits_before))
+print("为此新编译的计算图:", recompiled_graphs, "张")
+print("改回来以后，logits 与改之前逐位相同:", torch.equal(logits_restored, logits_before))
+# --8<-- [end:exercise_shared_parameters]

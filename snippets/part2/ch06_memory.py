@@ -301,3 +301,111 @@ print(
     f"QLoRA 约 **{m70['QLoRA（int4 底座）']:.1f} GB**，{versus_80gb(m70['QLoRA（int4 底座）'])}（激活值另算）。"
 )
 # --8<-- [end:summary]
+
+# --8<-- [start:exercise_lora_all_linear]
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+WIDE_RANK = 16
+wide_lora_params = {name: lora_param_count(model, WIDE_RANK, ALL_LINEAR) for name, model in skeletons.items()}
+for name, n in wide_lora_params.items():
+    adapters_gb = n * ADAPTER_BYTES_PER_PARAM / GB
+    print(
+        f"LLaMA 2 {name}：r={WIDE_RANK}、每层 7 个线性层，LoRA 参数 {n:,} 个"
+        f"（是 r={LORA_RANK}、只改 q、v 时的 {n / lora_params[name]:.1f} 倍），占全部参数的 {n / real_params[name]:.2%}；"
+        f"适配器 {adapters_gb:.2f} GB，LoRA 合计 {memory_gb[name]['LoRA（bf16 底座）'] - memory_gb[name]['其中适配器'] + adapters_gb:.2f} GB"
+    )
+# --8<-- [end:exercise_lora_all_linear]
+
+
+# --8<-- [start:exercise_kv_cache]
+def kv_cache_bytes_per_token(shape, nbytes=WEIGHT_BYTES["bf16"]):
+    """每生成（或读入）一个词元，每一层都要存下它的键和值：2 × 层数 × d_kv 个数。"""
+    d_kv = shape["d_model"] // shape["n_heads"] * shape["n_kv_heads"]
+    return 2 * shape["n_layers"] * d_kv * nbytes
+
+
+CONTEXT = 4096  # LLaMA 2 的上下文长度
+shapes_to_compare = {
+    **LLAMA2,
+    "70B（假如没有 GQA）": {**LLAMA2["70B"], "n_kv_heads": LLAMA2["70B"]["n_heads"]},
+}
+kv_per_token = {name: kv_cache_bytes_per_token(shape) for name, shape in shapes_to_compare.items()}
+print(f"| 模型 | 每个词元（KB） | 一条 {CONTEXT} 个词元的序列（GB） | 多少条这样的序列就和 bf16 权重一样大 |")
+print("|---|---:|---:|---:|")
+for name, per_token in kv_per_token.items():
+    weights = weights_gb[name.split("（")[0]]["bf16"]
+    one_sequence = per_token * CONTEXT / GB
+    print(f"| {name} | {per_token / 1e3:,.0f} | {one_sequence:.2f} | {weights / one_sequence:.1f} |")
+# --8<-- [end:exercise_kv_cache]
+
+# --8<-- [start:exercise_bf16_stuck]
+# 6.3 的 ③ 和 ②，各用 AdamW 训练 STEPS 步，学习率很小；看 bf16 的权重有多少个真的变了
+SMALL_LR, STEPS = 1e-5, 10
+small_batch = x[:8].bfloat16()  # 小批量小一些：CPU 上 bf16 的矩阵乘法不快
+
+
+def train_bf16(with_master: bool):
+    net = make_tiny(torch.bfloat16)
+    start = [p.detach().clone() for p in net.parameters()]
+    if with_master:
+        masters = [p.detach().float().requires_grad_() for p in net.parameters()]
+        opt = torch.optim.AdamW(masters, lr=SMALL_LR)
+    else:
+        opt = torch.optim.AdamW(net.parameters(), lr=SMALL_LR)
+    for _ in range(STEPS):
+        net.zero_grad(set_to_none=True)
+        net(small_batch).float().pow(2).mean().backward()
+        if with_master:
+            for m, p in zip(masters, net.parameters(), strict=True):
+                m.grad = p.grad.float()
+        opt.step()
+        if with_master:
+            with torch.no_grad():
+                for m, p in zip(masters, net.parameters(), strict=True):
+                    p.copy_(m)
+    changed = torch.cat([(p != s).flatten() for p, s in zip(net.parameters(), start, strict=True)])
+    magnitude = torch.cat([s.float().abs().flatten() for s in start])
+    return changed.float().mean().item(), magnitude[changed].max().item(), magnitude.max().item()
+
+
+bf16_runs = {"③ 纯 bf16": train_bf16(False), "② bf16 权重 + fp32 主权重": train_bf16(True)}
+for name, (fraction, largest_changed, largest) in bf16_runs.items():
+    print(
+        f"{name}：学习率 {SMALL_LR:g}，训练 {STEPS} 步之后，bf16 权重里有 {fraction:.1%} 变了；"
+        f"变了的权重原来的绝对值最大 {largest_changed:.4f}（全部权重最大 {largest:.4f}）"
+    )
+# --8<-- [end:exercise_bf16_stuck]
+
+
+# --8<-- [start:exercise_saved_activations]
+def saved_bytes(net, batch, frozen=()):
+    """前向传播一次，数出为反向传播保存下来的张量占多少字节（参数本身不算：它们本来就在内存里）。"""
+    for i, layer in enumerate(net):
+        for p in layer.parameters():
+            p.requires_grad_(i not in frozen)
+    storages = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    saved = []
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in storages:
+            saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(torch.zeros(batch, 256)).pow(2).mean()
+    for p in net.parameters():
+        p.requires_grad_(True)
+    return sum(saved)
+
+
+activation_net = make_tiny()
+cases = {  # (批大小, 冻结哪些层)；层的编号：0 是第一个线性层，1 是 GELU，2 是第二个线性层
+    "批大小 32": (32, ()),
+    "批大小 64": (64, ()),
+    "批大小 32，冻结第二个线性层": (32, (2,)),
+    "批大小 32，冻结第一个线性层": (32, (0,)),
+}
+activation_bytes = {case: saved_bytes(activation_net, b, frozen) for case, (b, frozen) in cases.items()}
+for case, n in activation_bytes.items():
+    batch = cases[case][0]
+    print(f"{case}：为反向传播保存了 {n:,} 字节，每条样本 {n // (4 * batch):,} 个 fp32 数")
+# --8<-- [end:exercise_saved_activations]

@@ -445,3 +445,137 @@ print(
     )
 )
 # --8<-- [end:conclusion]
+
+# --8<-- [start:exercise_first_row]
+first_row = weights[..., 0, :]  # 每层、每道题、每个头，位置 0 那一行
+print("位置 0 那一行，看位置 0 的权重全都是 1:", bool((first_row[..., 0] == 1).all()))
+print("位置 0 那一行，其余 7 个位置的权重全都是 0:", bool((first_row[..., 1:] == 0).all()))
+# --8<-- [end:exercise_first_row]
+
+
+# --8<-- [start:exercise_mean_ablation]
+@torch.no_grad()
+def head_inputs(model: torch.nn.Module, data: torch.Tensor) -> list[torch.Tensor]:
+    """每层输出投影 proj 的输入 (题, 位置, 通道)：各个头的输出拼在一起，还没有混合。"""
+    captured = []
+    handles = [
+        block.attn.proj.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+        for block in model.blocks
+    ]
+    try:
+        with one_thread():
+            model(data[:, :-1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return captured
+
+
+@contextlib.contextmanager
+def mean_head(model: torch.nn.Module, layer: int, head: int, mean: torch.Tensor):
+    """和 zero_head 一样挂在 proj 前面，只是把这个头的通道换成它在测试集上的平均值（每个位置一个），而不是 0。"""
+    attn = model.blocks[layer].attn
+    size = attn.proj.in_features // attn.n_head
+    part = slice(head * size, (head + 1) * size)
+
+    def replace_with_mean(module, args):
+        y = args[0].clone()
+        y[..., part] = mean[: y.size(1), part]
+        return (y,)
+
+    handle = attn.proj.register_forward_pre_hook(replace_with_mean)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+means = [inputs.mean(dim=0) for inputs in head_inputs(model, test_data)]  # 每层一个 (位置, 通道)
+mean_ablated = torch.zeros(n_layer, n_head, ANSWER_LEN)
+for layer in range(n_layer):
+    for head in range(n_head):
+        with mean_head(model, layer, head, means[layer]):
+            mean_ablated[layer, head] = digit_accuracy(model, test_data)
+print("| 去掉的头 | " + " | ".join(f"{d}：置零 → 换成平均值" for d in DIGITS) + " |")
+print("| --- |" + " --- |" * ANSWER_LEN)
+for layer in range(n_layer):
+    for head in range(n_head):
+        cells = [
+            f"{ablated[layer, head, d]:.1%} → {mean_ablated[layer, head, d]:.1%}" for d in range(ANSWER_LEN)
+        ]
+        print(f"| 层 {layer} 头 {head} | " + " | ".join(cells) + " |")
+less_harm = (mean_ablated >= ablated).sum().item()
+print(
+    f"\n{n_layer * n_head * ANSWER_LEN} 格里，换成平均值的准确率不低于置零的有 {less_harm} 格。"
+    f"对 {n_layer * n_head} 个头、{ANSWER_LEN} 位答案平均，准确率置零时 {ablated.mean():.1%}，"
+    f"换成平均值时 {mean_ablated.mean():.1%}（原模型三位平均 {baseline.mean():.1%}）。"
+)
+# --8<-- [end:exercise_mean_ablation]
+
+
+# --8<-- [start:exercise_top_p]
+def top_p_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """top-p（核）采样的概率：按概率从大到小排，留下最少的几个字符，使它们的概率之和达到 top_p，再重新归一化。"""
+    probs = (logits / temperature).softmax(dim=-1)
+    ranked, order = probs.sort(dim=-1, descending=True)
+    ahead = ranked.cumsum(dim=-1) - ranked  # 排在它前面的字符的概率之和
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, ahead < top_p)
+    probs = probs * keep
+    return probs / probs.sum(dim=-1, keepdim=True)
+
+
+TOP_PS = (0.5, 0.9, 0.99)
+print(f"温度 {HOT:g}：\n")
+print(f"| 设置 | `{prompt_text}` 这一步留下几个字符 | 测试集上每一步平均留下几个 | 按概率算出的准确率 |")
+print("| --- | --- | --- | --- |")
+top_p_results = {}
+for top_p in TOP_PS:
+    probs = top_p_probs(answer_logits, HOT, top_p)
+    right = probs.gather(-1, targets[..., None]).squeeze(-1)
+    top_p_results[top_p] = {
+        "kept_here": int((top_p_probs(last_logits, HOT, top_p) > 0).sum()),
+        "kept_mean": (probs > 0).sum(dim=-1).float().mean().item(),
+        "expected": right.prod(dim=1).mean().item(),
+    }
+    r = top_p_results[top_p]
+    print(f"| top-p = {top_p:g} | {r['kept_here']} | {r['kept_mean']:.2f} | {r['expected']:.1%} |")
+top_k_probs = next_token_probs(answer_logits, HOT, 2)
+print(
+    f"| 对照：top-k = 2 | {int((truncated[2] > 0).sum())} | {(top_k_probs > 0).sum(dim=-1).float().mean():.2f} "
+    f"| {results['温度 2 + top-k 2']['expected']:.1%} |"
+)
+# --8<-- [end:exercise_top_p]
+
+
+# --8<-- [start:exercise_most_likely]
+@torch.no_grad()
+def sequence_probs(model: torch.nn.Module, prompts: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+    """模型写出整串答案的概率：每一位的概率连乘（前面各位就是这串答案自己的）。"""
+    with one_thread():
+        logits = model(torch.cat([prompts, answers[:, :-1]], dim=1))[:, PROMPT_LEN - 1 :]
+    return logits.softmax(dim=-1).gather(-1, answers[..., None]).squeeze(-1).prod(dim=1)
+
+
+greedy_prob = sequence_probs(model, prompts, greedy)
+# 所有答案的概率加起来是 1：贪心那一串的概率超过 0.5 时，别的任何一串都不可能比它大
+unsure = (greedy_prob <= 0.5).nonzero().flatten()
+vocab = model.config.vocab_size
+every_answer = torch.cartesian_prod(*[torch.arange(vocab)] * ANSWER_LEN)  # 字符表里任意三个字符：13³ 串
+most_likely = greedy.clone()
+for i in unsure.tolist():
+    p = sequence_probs(model, prompts[i].expand(len(every_answer), -1), every_answer)
+    most_likely[i] = every_answer[p.argmax()]
+differs = (most_likely != greedy).any(dim=1)
+print(
+    f"贪心那一串的概率超过 0.5 的题：{len(prompts) - len(unsure)} 道，其余 {len(unsure)} 道逐一穷举 {len(every_answer):,} 串"
+)
+print(f"贪心的答案不是概率最大的那一串：{int(differs.sum())} 道")
+for i in differs.nonzero().flatten().tolist():
+    print(
+        f"  {decode(prompts[i])} 贪心 {decode(greedy[i])}（概率 {greedy_prob[i]:.3f}），"
+        f"概率最大的是 {decode(most_likely[i])}（{sequence_probs(model, prompts[i : i + 1], most_likely[i : i + 1]).item():.3f}），"
+        f"正确答案 {decode(targets[i])}"
+    )
+exact = lambda answers: (answers == targets).all(dim=1).float().mean().item()  # noqa: E731
+print(f"测试集准确率：贪心 {exact(greedy):.1%}，概率最大的那一串 {exact(most_likely):.1%}")
+# --8<-- [end:exercise_most_likely]

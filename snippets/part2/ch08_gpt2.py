@@ -284,3 +284,83 @@ if DOWNLOAD:  # 只在读者自己设置了 HELLO_PYTORCH_DOWNLOAD=1 时运行
     print(f"124M GPT-2：两个模型的 logits 最大差别 {max_logit_difference(hf_gpt2, gpt2, ids):.1e}")
     print(generate(gpt2, tokenizer, "Hello, I'm a language model,"))
 # --8<-- [end:real]
+
+# --8<-- [start:exercise_untied]
+untied_config = GPT2Config(**{**tiny_config.to_dict(), "tie_word_embeddings": False})
+torch.manual_seed(0)
+untied_hf = GPT2LMHeadModel(untied_config).eval()
+with torch.no_grad():
+    for name, p in untied_hf.named_parameters():  # 和 8.3 节一样换成真实规模的权重
+        p.normal_(mean=1.0 if ".ln_" in name and name.endswith("weight") else 0.0, std=0.5)
+untied_state = untied_hf.state_dict()
+print(
+    "lm_head.weight 和 wte.weight 是同一块内存:",
+    untied_state["lm_head.weight"].data_ptr() == untied_state["transformer.wte.weight"].data_ptr(),
+)
+untied_model = from_hf_gpt2(untied_state, untied_config)
+print("多出来的规则:", [rule for rule in weight_rules(untied_model.config) if rule[0] == "lm_head.weight"])
+print(
+    "转换后 head.weight 与 tok_emb.weight 是同一个参数:",
+    untied_model.head.weight is untied_model.tok_emb.weight,
+)
+untied_diff = max_logit_difference(untied_hf, untied_model, idx)
+print(f"logits 最大差别: {untied_diff:.1e}（容差 {TOLERANCE:.0e}）")
+# --8<-- [end:exercise_untied]
+
+
+# --8<-- [start:exercise_to_hf]
+def to_hf_gpt2(model: GPT, hf_config: GPT2Config) -> GPT2LMHeadModel:
+    """反过来：本站的 GPT -> GPT2LMHeadModel。用同一张 weight_rules，只是方向反过来。"""
+    if site_config(hf_config) != model.config:
+        raise ValueError("两边的配置对不上")
+    ours = model.state_dict()
+    state = {}
+    for hf_name, name, transpose in weight_rules(model.config):
+        # GPT2LMHeadModel 的名字多一个前缀 "transformer."；只有不绑定时才有的 lm_head 在它外面
+        key = hf_name if hf_name == "lm_head.weight" else f"transformer.{hf_name}"
+        state[key] = ours[name].t() if transpose else ours[name]
+    if model.config.tie_weights:
+        state["lm_head.weight"] = state["transformer.wte.weight"]  # GPT2LMHeadModel 的 state_dict 里也有它
+    hf = GPT2LMHeadModel(hf_config).eval()
+    hf.load_state_dict(state)  # strict=True：GPT2LMHeadModel 的名字少一个、多一个都会报错
+    return hf
+
+
+back = to_hf_gpt2(model, hf_model.config)
+round_trip_equal = all(torch.equal(back.state_dict()[k], v) for k, v in hf_model.state_dict().items())
+print("转回去的 state_dict 与原来的逐位相同:", round_trip_equal)
+print(f"转回去的 GPT2LMHeadModel 与本站 GPT 的 logits 最大差别: {max_logit_difference(back, model, idx):.1e}")
+# --8<-- [end:exercise_to_hf]
+
+# --8<-- [start:exercise_eps]
+eps_diffs = {}
+for eps in (1e-6, 1e-3):
+    other_eps = GPT2LMHeadModel(GPT2Config(**{**tiny_config.to_dict(), "layer_norm_epsilon": eps})).eval()
+    other_eps.load_state_dict(hf_model.state_dict())  # 权重完全相同，只有 LayerNorm 的 eps 不同
+    try:
+        site_config(other_eps.config)
+    except ValueError as error:
+        print(f"eps = {eps:g}：site_config 拒绝转换：{error}")
+    # 假如没有这项检查，硬把权重装进 eps = 1e-5 的本站 GPT：
+    eps_diffs[eps] = max_logit_difference(other_eps, model, idx)
+    print(f"  硬转换的话，logits 最大差别 {eps_diffs[eps]:.1e}，是容差的 {eps_diffs[eps] / TOLERANCE:.1f} 倍")
+# --8<-- [end:exercise_eps]
+
+# --8<-- [start:exercise_safetensors_header]
+import json
+import struct
+
+with tempfile.TemporaryDirectory() as folder:
+    path = Path(folder) / "gpt2-tiny.safetensors"
+    save_model(model, path)
+    raw = path.read_bytes()
+header_size = struct.unpack("<Q", raw[:8])[0]  # 前 8 个字节：小端的无符号 64 位整数，文件头有多少字节
+header = json.loads(raw[8 : 8 + header_size])  # 文件头是一段 JSON
+print(f"文件共 {len(raw):,} 字节；前 8 个字节说文件头有 {header_size:,} 字节")
+print("文件头里的 __metadata__:", header.pop("__metadata__"))
+for name in list(header)[:3]:
+    print(f"  {name}: {header[name]}")
+print(f"  ……共 {len(header)} 个张量")
+data_bytes = sum(end - begin for begin, end in (entry["data_offsets"] for entry in header.values()))
+print(f"8 + 文件头 {header_size:,} + 张量数据 {data_bytes:,} = {8 + header_size + data_bytes:,} 字节")
+# --8<-- [end:exercise_safetensors_header]

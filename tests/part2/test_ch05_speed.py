@@ -231,3 +231,82 @@ def test_the_printed_crossover_conclusion_is_the_one_computed_from_this_run(run_
     run = run_snippet(SNIPPET)
     assert run.ns["crossover_conclusion"](run.ns["crossover"]) in run.stdout
     assert run.stdout.count("<svg") >= 1 and "编译版用时 ÷ eager 用时" in run.stdout
+
+
+# ---------- 5.8 练习 ----------
+
+
+def test_exercise_a_disabled_scaler_lets_everything_through_and_the_cpu_one_skips(run_snippet):
+    """练习 1 的答案：关掉的 GradScaler 原样返回损失、系数总是 1、遇到 inf 梯度照样更新参数；GradScaler("cpu") 跳过。"""
+    ns = run_snippet(SNIPPET).ns
+    if torch.cuda.is_available():
+        return  # 有 CUDA 时 GradScaler() 是开着的，这道题说的是没有 CUDA 的机器
+    disabled = ns["default_scaler"]
+    loss = torch.tensor(2.5)
+    assert disabled.scale(loss) is loss and disabled.get_scale() == 1.0
+
+    def step_with_inf_gradient(scaler):
+        weight = torch.nn.Parameter(torch.zeros(2))
+        optimizer = torch.optim.SGD([weight], lr=0.1)
+        scaler.scale(loss)  # 开着的 scaler 在第一次 scale 时才建好缩放系数
+        weight.grad = torch.tensor([float("inf"), 1.0])
+        scaler.step(optimizer)
+        return weight.detach()
+
+    assert not step_with_inf_gradient(disabled).isfinite().all(), "关掉的 scaler 把 inf 直接写进了参数"
+    assert torch.equal(step_with_inf_gradient(torch.amp.GradScaler("cpu")), torch.zeros(2)), (
+        "开着的跳过这一步"
+    )
+
+
+def test_exercise_bf16_eps_is_the_spacing_and_rounding_loses_at_most_half_of_it(run_snippet):
+    run = run_snippet(SNIPPET)
+    ns, out = run.ns, run.stdout
+    assert ns["eps"] == 2.0**-7
+    assert "1 + 0.001  存成 bf16: 1.0\n" in out and "1 + 0.0039 存成 bf16: 1.0\n" in out
+    assert "1 + 0.004  存成 bf16: 1.0078125\n" in out, "越过中点 1 + 2^-8，舍入到下一个 bf16 数"
+    # 最大相对误差不超过 2^-8，而且几乎达到答案推出的上界 2^-8 / (1 + 2^-8)
+    bound = 2.0**-8 / (1 + 2.0**-8)
+    assert ns["rounding_error"] <= bound and math.isclose(ns["rounding_error"], bound, rel_tol=1e-3)
+    assert f"{bound:.6f}" in out
+
+
+def test_exercise_autocast_rules_on_small_tensors(run_snippet):
+    dtypes = run_snippet(SNIPPET).ns["rule_dtypes"]
+    bf16, fp32 = torch.bfloat16, torch.float32
+    assert dtypes == {
+        "a @ b": bf16,  # bf16 的清单
+        "torch.relu(a)": fp32,  # 不在清单上：跟着输入
+        "torch.relu(a @ b)": bf16,
+        "(a @ b) + a": fp32,  # 类型提升：残差连接
+        "(a @ b).softmax(-1)": bf16,  # CPU 上不在 fp32 的清单上
+        "F.cross_entropy(a @ b, labels)": fp32,  # fp32 的清单
+    }
+
+
+def test_exercise_small_growth_interval_skips_one_step_in_four(run_snippet):
+    run = run_snippet(SNIPPET)
+    steps, out = run.ns["growth_steps"], run.stdout
+    fp16_max = torch.finfo(torch.float16).max
+    assert all(updated == (scale <= fp16_max) for scale, updated, _ in steps), (
+        "梯度就是 s：s 超过 65504 才溢出"
+    )
+    streak = 0
+    for scale, updated, next_scale in steps:
+        streak = streak + 1 if updated else 0
+        expected = scale * 2 if streak == 3 else scale if updated else scale / 2
+        assert next_scale == expected, "跳过减半；连续 3 步正常就翻倍"
+        streak %= 3
+    skipped = [i + 1 for i, (_, updated, _) in enumerate(steps) if not updated]
+    assert skipped == [1, 2, 3, 7, 11], "先降到 2^15，之后每 4 步跳过 1 步"
+    assert out.count("更新了参数（除回系数后的梯度 1）") == len(steps) - len(skipped)
+
+
+def test_exercise_compiled_model_reads_the_current_parameters_without_recompiling(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert ns["recompiled_graphs"] == 0
+    assert torch.equal(ns["logits_doubled"], 2 * ns["logits_before"])
+    assert torch.equal(ns["logits_restored"], ns["logits_before"])
+    # 答案说“ln_f 的偏置是 0、输出层没有偏置”，所以乘 2 正好传到 logits
+    assert not ns["model"].ln_f.bias.any() and ns["model"].head.bias is None
+    torch.testing.assert_close(ns["logits_before"], ns["eager_logits"])

@@ -130,3 +130,59 @@ def test_plot_is_svg_and_printed_output(run_snippet):
     assert "r=8 的 LoRA 参数 4,194,304 个" in out
     assert "| 7B | 112.00 GB | 14.07 GB | 3.57 GB | 0.07 GB |" in out
     assert "1 GB = 10^9 字节" in out
+
+
+# ---------- 6.7 练习 ----------
+
+
+def test_exercise_lora_on_all_linear_layers_is_still_small(run_snippet, ns):
+    # 手算：层数 × r × [4 个注意力投影 + 3 个前馈投影] 的 (d_in + d_out) 之和
+    assert 32 * 16 * (4 * (4096 + 4096) + 3 * (4096 + 11008)) == 39_976_960
+    assert 80 * 16 * (2 * (8192 + 8192) + 2 * (8192 + 1024) + 3 * (8192 + 28672)) == 207_093_760
+    assert ns["wide_lora_params"] == {"7B": 39_976_960, "13B": 62_586_880, "70B": 207_093_760}
+    for model, n in ns["wide_lora_params"].items():
+        assert n / PUBLISHED_PARAMS[model] < 0.01, "7 个线性层、r=16 也不到全部参数的 1%"
+        lora_gb = ns["weights_gb"][model]["bf16"] + n * 16 / GB
+        assert lora_gb < 1.05 * ns["weights_gb"][model]["bf16"], "LoRA 的显存仍然几乎等于 bf16 权重"
+    out = run_snippet(SNIPPET).stdout
+    # 答案引用的数
+    for text in (
+        "（是 r=8、只改 q、v 时的 9.5 倍），占全部参数的 0.59%；适配器 0.64 GB，LoRA 合计 14.64 GB",
+        "12.6 倍",
+    ):
+        assert text in out
+    assert "| 7B | 112.00 GB | 14.07 GB |" in out
+
+
+def test_exercise_kv_cache_per_token_and_gqa_saving(run_snippet, ns):
+    per_token = ns["kv_per_token"]
+    assert per_token["7B"] == 2 * 32 * 4096 * 2 == 524_288
+    assert per_token["70B"] == 2 * 80 * 1024 * 2 == 327_680
+    assert per_token["70B（假如没有 GQA）"] == 8 * per_token["70B"], "64 个查询头共用 8 组键值：省 8 倍"
+    assert per_token["70B"] < per_token["7B"]
+    out = run_snippet(SNIPPET).stdout
+    assert "| 7B | 524 | 2.15 | 6.5 |" in out
+    assert "| 70B（假如没有 GQA） | 2,621 | 10.74 | 13.0 |" in out
+
+
+def test_exercise_pure_bf16_leaves_most_weights_where_they_were(ns):
+    (pure, pure_largest, largest), (master, master_largest, _) = (
+        ns["bf16_runs"]["③ 纯 bf16"],
+        ns["bf16_runs"]["② bf16 权重 + fp32 主权重"],
+    )
+    assert pure < 0.15 and master > 0.7, (pure, master)
+    # 答案的解释：更新约为学习率 1e-5，只有 |w| ≤ 2^-8 的 bf16 权重挪得动
+    assert pure_largest <= 2.0**-8 < master_largest < largest
+    small = torch.cat([p.abs().flatten() for p in ns["make_tiny"](torch.bfloat16).parameters()]) <= 2.0**-8
+    assert abs(small.float().mean().item() - pure) < 0.01, "变了的正是绝对值不超过 2^-8 的那些"
+
+
+def test_exercise_saved_activations_grow_with_batch_and_depend_on_what_is_frozen(ns):
+    saved = ns["activation_bytes"]
+    per_sample = {case: n // (4 * ns["cases"][case][0]) for case, n in saved.items()}
+    # 输入 256 + GELU 的输入 1024 + 第二个线性层的输入 1024 + pow 的输入 256
+    assert per_sample["批大小 32"] == 256 + 1024 + 1024 + 256
+    assert saved["批大小 64"] == 2 * saved["批大小 32"], "激活值与批大小成正比"
+    assert per_sample["批大小 32，冻结第二个线性层"] == 2560 - 1024, "冻结的线性层不存自己的输入，GELU 照存"
+    assert per_sample["批大小 32，冻结第一个线性层"] == 1024 + 256, "底部冻结：第一层和 GELU 都不存"
+    assert all(p.requires_grad for p in ns["activation_net"].parameters()), "数完要把 requires_grad 恢复"

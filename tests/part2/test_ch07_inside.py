@@ -387,3 +387,60 @@ def test_generate_restores_the_training_flag(ns):
         assert model.training
     finally:
         model.eval()
+
+
+# ---------- 7.8 练习 ----------
+
+
+def test_exercise_first_row_puts_all_weight_on_position_zero(ns, out):
+    weights = ns["weights"]
+    assert torch.equal(weights[..., 0, 0], torch.ones_like(weights[..., 0, 0]))
+    assert not weights[..., 0, 1:].any()
+    assert "看位置 0 的权重全都是 1: True" in out and "其余 7 个位置的权重全都是 0: True" in out
+
+
+def test_exercise_mean_ablation_is_gentler_but_the_important_heads_still_matter(ns, out):
+    zeroed, averaged, baseline = ns["ablated"], ns["mean_ablated"], ns["baseline"]
+    assert (averaged >= zeroed).sum() > zeroed.numel() / 2, "多数格里均值消融不比置零伤得重"
+    assert zeroed.mean() < averaged.mean() < baseline.mean() - 0.15, "平均起来温和一点，但离原模型还远"
+    # 答案的结论：7.4 节每一位伤得最重的头，换成平均值后照样让这一位掉 10 个百分点以上
+    for d in range(ns["ANSWER_LEN"]):
+        worst = divmod(int(zeroed[:, :, d].argmin()), ns["n_head"])
+        assert averaged[worst][d] < baseline[d] - 0.05, (worst, d)
+    assert averaged[0, 3, 1] < 0.3, "答案引用的例子：层 0 头 3 写十位"
+    # 替换用的平均值确实是各层 proj 的输入对测试集题目的平均
+    inputs = ns["head_inputs"](ns["model"], ns["test_data"])
+    for layer, mean in enumerate(ns["means"]):
+        torch.testing.assert_close(inputs[layer].mean(dim=0), mean)
+    assert "24 格里，换成平均值的准确率不低于置零的有 18 格" in out
+    assert "准确率置零时 75.7%，换成平均值时 77.3%（原模型三位平均 99.8%）" in out
+
+
+def test_exercise_top_p_keeps_the_smallest_set_reaching_p(ns):
+    top_p_probs = ns["top_p_probs"]
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])
+    probs = logits.softmax(-1)  # 约 0.644、0.237、0.087、0.032
+    for p, kept in ((0.5, 1), (0.6, 1), (0.7, 2), (0.9, 3), (0.99, 4)):
+        truncated = top_p_probs(logits, 1.0, p)
+        assert int((truncated > 0).sum()) == kept, (p, truncated)
+        assert truncated[kept:].sum() == 0 and math.isclose(truncated.sum().item(), 1, rel_tol=1e-6)
+        torch.testing.assert_close(truncated[:kept], probs[:kept] / probs[:kept].sum())
+    r = ns["top_p_results"]
+    assert [r[p]["kept_here"] for p in (0.5, 0.9, 0.99)] == [1, 2, 4]
+    assert r[0.9]["kept_mean"] < 2 and r[0.9]["expected"] > ns["results"]["温度 2 + top-k 2"]["expected"], (
+        "top-p 0.9 平均留下的字符比 top-k 2 少，准确率却更高"
+    )
+    assert r[0.5]["expected"] > 0.99 and r[0.99]["expected"] < r[0.9]["expected"]
+
+
+def test_exercise_greedy_is_the_most_likely_answer_for_this_model(ns):
+    greedy, most_likely, probs = ns["greedy"], ns["most_likely"], ns["greedy_prob"]
+    assert torch.equal(most_likely, greedy)
+    assert 0 < len(ns["unsure"]) < 20, "只有少数几道需要穷举"
+    # 独立核对捷径：对几道题穷举全部 13³ 串，概率加起来是 1，最大的就是贪心那一串
+    model, prompts, every = ns["model"], ns["prompts"], ns["every_answer"]
+    for i in [*ns["unsure"].tolist(), 0, 1]:
+        p = ns["sequence_probs"](model, prompts[i].expand(len(every), -1), every)
+        assert math.isclose(p.sum().item(), 1, rel_tol=1e-4)
+        assert torch.equal(every[p.argmax()], greedy[i])
+        assert math.isclose(p.max().item(), probs[i].item(), rel_tol=1e-5)

@@ -2,6 +2,7 @@
 safetensors 的往返保住绑定的权重；构建和测试从不联网。"""
 
 import copy
+import itertools
 import os
 import socket
 import time
@@ -300,3 +301,62 @@ def test_gpt2_124m_skeleton_has_the_parameter_count_of_transformers(run_snippet)
     assert count == hf.num_parameters()
     assert f"本站的 GPT 按这个配置有 {count:,} 个参数" in run.stdout
     assert run.ns["gpt2_config"].block_size == 1024 and run.ns["gpt2_config"].gelu == "tanh"
+
+
+# ---------- 8.8 练习 ----------
+
+
+def test_exercise_untied_gpt2_uses_the_lm_head_rule(run_snippet, monkeypatch):
+    ns = run_snippet(SNIPPET).ns
+    state, model = ns["untied_state"], ns["untied_model"]
+    assert state["lm_head.weight"].data_ptr() != state["transformer.wte.weight"].data_ptr()
+    assert model.head.weight is not model.tok_emb.weight
+    torch.testing.assert_close(model.head.weight, state["lm_head.weight"], rtol=0, atol=0)
+    assert ns["untied_diff"] < ns["TOLERANCE"]
+    assert max_diff(ns["untied_hf"], model, ns["idx"]) < TIGHT
+    # 答案说：漏了 lm_head 这条规则，strict=True 的 load_state_dict 报缺少 head.weight
+    from_hf_gpt2, rules = ns["from_hf_gpt2"], ns["weight_rules"]
+    monkeypatch.setitem(
+        from_hf_gpt2.__globals__, "weight_rules", lambda c: [r for r in rules(c) if r[0] != "lm_head.weight"]
+    )
+    with pytest.raises(RuntimeError, match=r"head\.weight"):
+        from_hf_gpt2(state, ns["untied_config"])
+
+
+def test_exercise_to_hf_gpt2_round_trips_bit_for_bit(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    assert ns["round_trip_equal"] is True
+    assert max_diff(ns["back"], ns["model"], ns["idx"]) < TIGHT
+    # 不绑定的模型也能原样转回去（用上 lm_head 那条规则）
+    back = ns["to_hf_gpt2"](ns["untied_model"], ns["untied_config"])
+    original = ns["untied_hf"].state_dict()
+    assert back.state_dict().keys() == original.keys()
+    assert all(torch.equal(back.state_dict()[k], v) for k, v in original.items())
+    with pytest.raises(ValueError, match="对不上"):
+        ns["to_hf_gpt2"](ns["model"], ns["untied_config"])
+
+
+def test_exercise_wrong_eps_is_refused_by_the_config_and_barely_seen_in_the_logits(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    diffs, tolerance = ns["eps_diffs"], ns["TOLERANCE"]
+    assert tolerance < diffs[1e-6] < 10 * tolerance, "1e-6：超出容差，但余量很小"
+    assert diffs[1e-3] > 100 * tolerance, "1e-3：一眼就能看出"
+    out = run_snippet(SNIPPET).stdout
+    assert out.count("site_config 拒绝转换") == 2
+
+
+def test_exercise_safetensors_file_is_length_json_and_raw_bytes(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    header, raw = ns["header"], ns["raw"]
+    assert 8 + ns["header_size"] + ns["data_bytes"] == len(raw)
+    state = ns["model"].state_dict()
+    assert len(header) == len(state) - 1, "绑定的权重只存一份"
+    offsets = sorted(entry["data_offsets"] for entry in header.values())
+    assert offsets[0][0] == 0 and all(a[1] == b[0] for a, b in itertools.pairwise(offsets))
+    body = raw[8 + ns["header_size"] :]
+    for name, entry in header.items():
+        assert entry["dtype"] == "F32" and entry["shape"] == list(state[name].shape)
+        begin, end = entry["data_offsets"]
+        stored = torch.frombuffer(bytearray(body[begin:end]), dtype=torch.float32).view(state[name].shape)
+        assert torch.equal(stored, state[name]), f"{name} 的原始字节就是这个张量"
+    assert "存了 28 个张量（state_dict 有 29 个名字）" in run_snippet(SNIPPET).stdout
