@@ -516,3 +516,120 @@ for pos, value in enumerate(diff.tolist()):
 earlier_unchanged = bool((diff[:6] == 0).all())
 print("改动之前的 6 个位置完全不受影响:", earlier_unchanged)
 # --8<-- [end:causal]
+
+# --8<-- [start:exercise_count]
+# 只改一个设置，数一数参数：头数、层数、每个位置的维度
+count_variants = {}
+for label, change in [
+    ("本页的配置", {}),
+    ("n_head 4 → 1", {"n_head": 1}),
+    ("n_head 4 → 8", {"n_head": 8}),
+    ("n_layer 2 → 4", {"n_layer": 4}),
+    ("n_embd 64 → 128", {"n_embd": 128}),
+]:
+    count_variants[label] = n = count_parameters(GPT(replace(config, **change)))
+    print(f"{label:<16}{n:>9,} 个参数，是本页配置的 {n / total:.2f} 倍")
+# --8<-- [end:exercise_count]
+
+
+# --8<-- [start:exercise_no_mask]
+class PeekingAttention(CausalSelfAttention):
+    """和库里的 CausalSelfAttention 一样，只有一处不同：不加因果掩码，每个位置都看得见全部位置。"""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # 唯一的改动
+        y = y.transpose(1, 2).contiguous().view(B, T, C)
+        return self.proj(y)
+
+
+def without_mask(gpt: GPT) -> GPT:
+    """同样的权重，只是每个块的注意力都换成不加掩码的。"""
+    peeking = GPT(gpt.config)
+    for peeking_block in peeking.blocks:
+        peeking_block.attn = PeekingAttention(gpt.config)
+    peeking.load_state_dict(gpt.state_dict())
+    return peeking
+
+
+# (1) 重做 1.12 的实验：a、b 两串只有最后两个字符不同
+peeking_model = without_mask(model)
+with torch.no_grad():
+    peek_diff = (peeking_model(a) - peeking_model(b)).abs().amax(dim=-1)[0]
+print("去掉掩码后，每个位置上 logits 的最大差别:", [round(value, 4) for value in peek_diff.tolist()])
+
+
+# (2) 一个作弊就能做好的任务：输入 8 个随机数字，每个位置预测下一个数字
+def next_digit_training(mask: bool, steps: int = 60, seed: int = 0) -> torch.Tensor:
+    """训练一个 1 层的小模型，返回训练后它在新的一批数据上每个位置的平均损失。"""
+    tiny = GPTConfig(n_layer=1, n_embd=32, n_head=2)
+    torch.manual_seed(seed)
+    net = GPT(tiny) if mask else without_mask(GPT(tiny))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(seed)
+
+    def digits(batch_size: int):
+        sequence = torch.randint(0, 10, (batch_size, tiny.block_size + 1), generator=generator)
+        return sequence[:, :-1], sequence[:, 1:]  # 目标 = 输入整体左移一位
+
+    with one_thread():
+        for _ in range(steps):
+            inputs, targets = digits(32)
+            loss = F.cross_entropy(net(inputs).reshape(-1, tiny.vocab_size), targets.reshape(-1))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        inputs, targets = digits(256)
+        with torch.no_grad():
+            per_position = F.cross_entropy(net(inputs).transpose(1, 2), targets, reduction="none").mean(dim=0)
+    return per_position
+
+
+cheat_losses = {mask: next_digit_training(mask) for mask in (True, False)}
+for mask, per_position in cheat_losses.items():
+    print(
+        f"{'有掩码' if mask else '无掩码'}：训练 60 步后，位置 0–7 的损失",
+        [round(value, 2) for value in per_position.tolist()],
+    )
+print(f"对照：在 10 个数字里平均地猜，损失是 ln 10 = {math.log(10):.3f}")
+# --8<-- [end:exercise_no_mask]
+
+# --8<-- [start:exercise_no_position]
+# 把位置嵌入清零（模型就没有位置信息了），比较两道题在“=”位置的 logits；1 层和 2 层各试一次
+no_position_diff = {}
+for n_layer in (1, 2):
+    torch.manual_seed(0)
+    blind = GPT(GPTConfig(n_layer=n_layer))
+    with torch.no_grad():
+        blind.pos_emb.weight.zero_()
+        last_logits = [blind(p)[0, -1] for p in prompts]  # prompts 是 1.7 节的 '37+48=' 和 '73+84='
+    no_position_diff[n_layer] = (last_logits[0] - last_logits[1]).abs().max().item()
+    print(f"没有位置嵌入、{n_layer} 层：“=”位置的 logits 最大差别 {no_position_diff[n_layer]:.1e}")
+# --8<-- [end:exercise_no_position]
+
+# --8<-- [start:exercise_saturation]
+# 梯度从注意力的输出（权重 × V）传回每个位置的查询 q_i；量一量每个 q_i 得到的梯度有多大
+torch.manual_seed(0)
+saturation = {}
+for dim in (4, 64, 1024):
+    q_rand, k_rand = torch.randn(200, 8, dim), torch.randn(200, 8, dim)  # 200 组，每组 8 个位置
+    v_rand, upstream = torch.randn(200, 8, 16), torch.randn(200, 8, 16)  # upstream：假想的、从下游传回的梯度
+    for scaled in (False, True):
+        q_leaf = q_rand.clone().requires_grad_()
+        scores_rand = q_leaf @ k_rand.transpose(1, 2) / (dim**0.5 if scaled else 1.0)
+        (torch.softmax(scores_rand, dim=-1) @ v_rand * upstream).sum().backward()
+        per_query = q_leaf.grad.norm(dim=-1)  # 每个位置的查询向量得到的梯度有多长
+        saturation[dim, scaled] = {
+            "median": per_query.median().item(),
+            "tiny": (per_query < 1e-3).float().mean().item(),  # 梯度长度小于 0.001 的位置占多少
+            "mean": q_leaf.grad.abs().mean().item(),
+        }
+    for scaled in (False, True):
+        r = saturation[dim, scaled]
+        print(
+            f"d_k = {dim:>4}，{'除以 √d_k' if scaled else '不缩放  '}：q_i 的梯度长度中位数 {r['median']:.1e}，"
+            f"小于 0.001 的位置占 {r['tiny']:3.0%}；梯度各分量绝对值的平均 {r['mean']:.1e}"
+        )
+# --8<-- [end:exercise_saturation]
