@@ -518,35 +518,26 @@ print("改动之前的 6 个位置完全不受影响:", earlier_unchanged)
 # --8<-- [end:causal]
 
 # --8<-- [start:exercise_count]
-# 只改一个设置，数一数参数：头数、层数、每个位置的维度
 count_variants = {}
-for label, change in [
-    ("本页的配置", {}),
-    ("n_head 4 → 1", {"n_head": 1}),
-    ("n_head 4 → 8", {"n_head": 8}),
-    ("n_layer 2 → 4", {"n_layer": 4}),
-    ("n_embd 64 → 128", {"n_embd": 128}),
-]:
-    count_variants[label] = n = count_parameters(GPT(replace(config, **change)))
-    print(f"{label:<16}{n:>9,} 个参数，是本页配置的 {n / total:.2f} 倍")
+for change in ({}, {"n_head": 1}, {"n_head": 8}, {"n_layer": 4}, {"n_embd": 128}):  # 每次只改一个设置
+    count_variants[str(change)] = n = count_parameters(GPT(replace(config, **change)))
+    print(f"{change!s:<16}{n:>9,} 个参数，是本页配置的 {n / total:.2f} 倍")
 # --8<-- [end:exercise_count]
 
 
 # --8<-- [start:exercise_no_mask]
 class PeekingAttention(CausalSelfAttention):
-    """和库里的 CausalSelfAttention 一样，只有一处不同：不加因果掩码，每个位置都看得见全部位置。"""
+    """库里的注意力，只改一处：不加因果掩码，每个位置都看得见全部位置。"""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x):
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # 唯一的改动
-        y = y.transpose(1, 2).contiguous().view(B, T, C)
-        return self.proj(y)
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # 库里是 is_causal=True
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
-def without_mask(gpt: GPT) -> GPT:
-    """同样的权重，只是每个块的注意力都换成不加掩码的。"""
+def without_mask(gpt):
+    """同样的权重，每个块换上不加掩码的注意力。"""
     peeking = GPT(gpt.config)
     for peeking_block in peeking.blocks:
         peeking_block.attn = PeekingAttention(gpt.config)
@@ -554,46 +545,36 @@ def without_mask(gpt: GPT) -> GPT:
     return peeking
 
 
-# (1) 重做 1.12 的实验：a、b 两串只有最后两个字符不同
-peeking_model = without_mask(model)
+# (1) 1.12 节的实验：a、b 两串只有最后两个字符不同
 with torch.no_grad():
-    peek_diff = (peeking_model(a) - peeking_model(b)).abs().amax(dim=-1)[0]
-print("去掉掩码后，每个位置上 logits 的最大差别:", [round(value, 4) for value in peek_diff.tolist()])
+    peek_diff = (without_mask(model)(a) - without_mask(model)(b)).abs().amax(dim=-1)[0]
+print("去掉掩码后，每个位置上 logits 的最大差别:", peek_diff.numpy().round(4))
 
 
-# (2) 一个作弊就能做好的任务：输入 8 个随机数字，每个位置预测下一个数字
-def next_digit_training(mask: bool, steps: int = 60, seed: int = 0) -> torch.Tensor:
-    """训练一个 1 层的小模型，返回训练后它在新的一批数据上每个位置的平均损失。"""
+# (2) 作弊就能做好的任务：8 个随机数字，每个位置预测下一个数字
+def next_digit_losses(mask, steps=60):
+    """训练一个 1 层的小模型 steps 步，再在 256 串新的数字上量每个位置的平均损失。"""
+    torch.manual_seed(0)
     tiny = GPTConfig(n_layer=1, n_embd=32, n_head=2)
-    torch.manual_seed(seed)
     net = GPT(tiny) if mask else without_mask(GPT(tiny))
     optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.0)
-    generator = torch.Generator().manual_seed(seed)
-
-    def digits(batch_size: int):
-        sequence = torch.randint(0, 10, (batch_size, tiny.block_size + 1), generator=generator)
-        return sequence[:, :-1], sequence[:, 1:]  # 目标 = 输入整体左移一位
-
+    generator = torch.Generator().manual_seed(0)
     with one_thread():
-        for _ in range(steps):
-            inputs, targets = digits(32)
-            loss = F.cross_entropy(net(inputs).reshape(-1, tiny.vocab_size), targets.reshape(-1))
+        for step in range(steps + 1):
+            digits = torch.randint(0, 10, (256 if step == steps else 32, 9), generator=generator)
+            # 输入是前 8 个数字，目标是后 8 个：整体错开一位
+            losses = F.cross_entropy(net(digits[:, :-1]).transpose(1, 2), digits[:, 1:], reduction="none")
+            if step == steps:  # 最后这一批不训练，只量损失
+                return losses.mean(dim=0).detach()
             optimizer.zero_grad()
-            loss.backward()
+            losses.mean().backward()
             optimizer.step()
-        inputs, targets = digits(256)
-        with torch.no_grad():
-            per_position = F.cross_entropy(net(inputs).transpose(1, 2), targets, reduction="none").mean(dim=0)
-    return per_position
 
 
-cheat_losses = {mask: next_digit_training(mask) for mask in (True, False)}
-for mask, per_position in cheat_losses.items():
-    print(
-        f"{'有掩码' if mask else '无掩码'}：训练 60 步后，位置 0–7 的损失",
-        [round(value, 2) for value in per_position.tolist()],
-    )
-print(f"对照：在 10 个数字里平均地猜，损失是 ln 10 = {math.log(10):.3f}")
+cheat_losses = {mask: next_digit_losses(mask) for mask in (True, False)}
+print("有掩码：位置 0–7 的损失", cheat_losses[True].numpy().round(2))
+print("无掩码：位置 0–7 的损失", cheat_losses[False].numpy().round(2))
+print(f"对照：10 个数字平均地猜，损失是 ln 10 = {math.log(10):.3f}")
 # --8<-- [end:exercise_no_mask]
 
 # --8<-- [start:exercise_no_position]
@@ -610,26 +591,25 @@ for n_layer in (1, 2):
 # --8<-- [end:exercise_no_position]
 
 # --8<-- [start:exercise_saturation]
-# 梯度从注意力的输出（权重 × V）传回每个位置的查询 q_i；量一量每个 q_i 得到的梯度有多大
+# 梯度从注意力的输出（权重 × V）传回每个位置的查询 q_i：量一量每个 q_i 得到的梯度有多长
 torch.manual_seed(0)
 saturation = {}
 for dim in (4, 64, 1024):
-    q_rand, k_rand = torch.randn(200, 8, dim), torch.randn(200, 8, dim)  # 200 组，每组 8 个位置
-    v_rand, upstream = torch.randn(200, 8, 16), torch.randn(200, 8, 16)  # upstream：假想的、从下游传回的梯度
-    for scaled in (False, True):
+    # 200 组、每组 8 个位置的 q、k、v；upstream 是假想的、从下游传回来的梯度
+    q_rand, k_rand, v_rand, upstream = (torch.randn(200, 8, n) for n in (dim, dim, 16, 16))
+    for divisor in (1, dim**0.5):
         q_leaf = q_rand.clone().requires_grad_()
-        scores_rand = q_leaf @ k_rand.transpose(1, 2) / (dim**0.5 if scaled else 1.0)
-        (torch.softmax(scores_rand, dim=-1) @ v_rand * upstream).sum().backward()
-        per_query = q_leaf.grad.norm(dim=-1)  # 每个位置的查询向量得到的梯度有多长
-        saturation[dim, scaled] = {
-            "median": per_query.median().item(),
-            "tiny": (per_query < 1e-3).float().mean().item(),  # 梯度长度小于 0.001 的位置占多少
-            "mean": q_leaf.grad.abs().mean().item(),
-        }
-    for scaled in (False, True):
-        r = saturation[dim, scaled]
+        (
+            torch.softmax(q_leaf @ k_rand.transpose(1, 2) / divisor, dim=-1) @ v_rand * upstream
+        ).sum().backward()
+        lengths = q_leaf.grad.norm(dim=-1)
+        saturation[dim, divisor > 1] = median, tiny, mean = (
+            lengths.median().item(),
+            (lengths < 1e-3).float().mean().item(),
+            q_leaf.grad.abs().mean().item(),
+        )
         print(
-            f"d_k = {dim:>4}，{'除以 √d_k' if scaled else '不缩放  '}：q_i 的梯度长度中位数 {r['median']:.1e}，"
-            f"小于 0.001 的位置占 {r['tiny']:3.0%}；梯度各分量绝对值的平均 {r['mean']:.1e}"
+            f"d_k = {dim:>4}，{'除以 √d_k' if divisor > 1 else '不缩放'}：梯度长度的中位数 {median:.1e}，"
+            f"小于 0.001 的占 {tiny:.0%}，各分量绝对值的平均 {mean:.1e}"
         )
 # --8<-- [end:exercise_saturation]
