@@ -516,3 +516,100 @@ for pos, value in enumerate(diff.tolist()):
 earlier_unchanged = bool((diff[:6] == 0).all())
 print("改动之前的 6 个位置完全不受影响:", earlier_unchanged)
 # --8<-- [end:causal]
+
+# --8<-- [start:exercise_count]
+count_variants = {}
+for change in ({}, {"n_head": 1}, {"n_head": 8}, {"n_layer": 4}, {"n_embd": 128}):  # 每次只改一个设置
+    count_variants[str(change)] = n = count_parameters(GPT(replace(config, **change)))
+    print(f"{change!s:<16}{n:>9,} 个参数，是本页配置的 {n / total:.2f} 倍")
+# --8<-- [end:exercise_count]
+
+
+# --8<-- [start:exercise_no_mask]
+class PeekingAttention(CausalSelfAttention):
+    """库里的注意力，只改一处：不加因果掩码，每个位置都看得见全部位置。"""
+
+    def forward(self, x):
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2) for t in self.qkv(x).split(C, dim=2))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)  # 库里是 is_causal=True
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+def without_mask(gpt):
+    """同样的权重，每个块换上不加掩码的注意力。"""
+    peeking = GPT(gpt.config)
+    for peeking_block in peeking.blocks:
+        peeking_block.attn = PeekingAttention(gpt.config)
+    peeking.load_state_dict(gpt.state_dict())
+    return peeking
+
+
+# (1) 1.12 节的实验：a、b 两串只有最后两个字符不同
+with torch.no_grad():
+    peek_diff = (without_mask(model)(a) - without_mask(model)(b)).abs().amax(dim=-1)[0]
+print("去掉掩码后，每个位置上 logits 的最大差别:", peek_diff.numpy().round(4))
+
+
+# (2) 作弊就能做好的任务：8 个随机数字，每个位置预测下一个数字
+def next_digit_losses(mask, steps=60):
+    """训练一个 1 层的小模型 steps 步，再在 256 串新的数字上量每个位置的平均损失。"""
+    torch.manual_seed(0)
+    tiny = GPTConfig(n_layer=1, n_embd=32, n_head=2)
+    net = GPT(tiny) if mask else without_mask(GPT(tiny))
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=0.0)
+    generator = torch.Generator().manual_seed(0)
+    with one_thread():
+        for step in range(steps + 1):
+            digits = torch.randint(0, 10, (256 if step == steps else 32, 9), generator=generator)
+            # 输入是前 8 个数字，目标是后 8 个：整体错开一位
+            losses = F.cross_entropy(net(digits[:, :-1]).transpose(1, 2), digits[:, 1:], reduction="none")
+            if step == steps:  # 最后这一批不训练，只量损失
+                return losses.mean(dim=0).detach()
+            optimizer.zero_grad()
+            losses.mean().backward()
+            optimizer.step()
+
+
+cheat_losses = {mask: next_digit_losses(mask) for mask in (True, False)}
+print("有掩码：位置 0–7 的损失", cheat_losses[True].numpy().round(2))
+print("无掩码：位置 0–7 的损失", cheat_losses[False].numpy().round(2))
+print(f"对照：10 个数字平均地猜，损失是 ln 10 = {math.log(10):.3f}")
+# --8<-- [end:exercise_no_mask]
+
+# --8<-- [start:exercise_no_position]
+# 把位置嵌入清零（模型就没有位置信息了），比较两道题在“=”位置的 logits；1 层和 2 层各试一次
+no_position_diff = {}
+for n_layer in (1, 2):
+    torch.manual_seed(0)
+    blind = GPT(GPTConfig(n_layer=n_layer))
+    with torch.no_grad():
+        blind.pos_emb.weight.zero_()
+        last_logits = [blind(p)[0, -1] for p in prompts]  # prompts 是 1.7 节的 '37+48=' 和 '73+84='
+    no_position_diff[n_layer] = (last_logits[0] - last_logits[1]).abs().max().item()
+    print(f"没有位置嵌入、{n_layer} 层：“=”位置的 logits 最大差别 {no_position_diff[n_layer]:.1e}")
+# --8<-- [end:exercise_no_position]
+
+# --8<-- [start:exercise_saturation]
+# 梯度从注意力的输出（权重 × V）传回每个位置的查询 q_i：量一量每个 q_i 得到的梯度有多长
+torch.manual_seed(0)
+saturation = {}
+for dim in (4, 64, 1024):
+    # 200 组、每组 8 个位置的 q、k、v；upstream 是假想的、从下游传回来的梯度
+    q_rand, k_rand, v_rand, upstream = (torch.randn(200, 8, n) for n in (dim, dim, 16, 16))
+    for divisor in (1, dim**0.5):
+        q_leaf = q_rand.clone().requires_grad_()
+        (
+            torch.softmax(q_leaf @ k_rand.transpose(1, 2) / divisor, dim=-1) @ v_rand * upstream
+        ).sum().backward()
+        lengths = q_leaf.grad.norm(dim=-1)
+        saturation[dim, divisor > 1] = median, tiny, mean = (
+            lengths.median().item(),
+            (lengths < 1e-3).float().mean().item(),
+            q_leaf.grad.abs().mean().item(),
+        )
+        print(
+            f"d_k = {dim:>4}，{'除以 √d_k' if divisor > 1 else '不缩放'}：梯度长度的中位数 {median:.1e}，"
+            f"小于 0.001 的占 {tiny:.0%}，各分量绝对值的平均 {mean:.1e}"
+        )
+# --8<-- [end:exercise_saturation]

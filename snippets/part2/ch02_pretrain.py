@@ -190,3 +190,110 @@ assert reloaded_equal, "重新读取的模型输出应与原模型完全相同"
 print("重新读取的模型与原模型在整个验证集上的 logits 完全相同:", reloaded_equal)
 print(f"重新读取的模型准确率: {accuracy(fresh, val_data):.1%}")
 # --8<-- [end:checkpoint]
+
+# --8<-- [start:exercise_positions]
+import math
+
+import torch.nn.functional as F
+
+# 8 个位置全都算交叉熵（不设 -100），看预训练好的模型在每个位置上的平均损失
+targets_of_position = [
+    "第一个数的个位",
+    "“+”",
+    "第二个数的十位",
+    "第二个数的个位",
+    "“=”",
+    "答案百位",
+    "答案十位",
+    "答案个位",
+]
+with torch.no_grad():
+    every_position = F.cross_entropy(
+        model(val_data[:, :-1]).transpose(1, 2), val_data[:, 1:], reduction="none"
+    ).mean(dim=0)
+for position, (target, loss) in enumerate(zip(targets_of_position, every_position.tolist(), strict=True)):
+    print(f"位置 {position}，预测{target}：验证集上的平均损失 {loss:.3f}")
+loss_floor = 3 * math.log(10) / 8  # 3 个随机数字的位置，每个至少 ln 10；8 个位置平均
+print(
+    f"平均地猜一个随机数字的损失 ln 10 = {math.log(10):.3f}；8 个位置都算时，损失的下限 3·ln 10 / 8 = {loss_floor:.3f}"
+)
+# --8<-- [end:exercise_positions]
+
+# --8<-- [start:exercise_carry]
+from collections import Counter
+
+test_answers = greedy_answers(model, test_data[:, :PROMPT_LEN])
+test_wrong = (test_answers != test_data[:, PROMPT_LEN:]).any(dim=1)
+# 数字 0-9 的编号就是数字本身：第 1、4 个字符是两个加数的个位，相加满 10 就要进位
+carry = test_data[:, 1] + test_data[:, 4] >= 10
+for name, group in (("个位相加要进位", carry), ("个位相加不进位", ~carry)):
+    print(
+        f"{name}：{int(group.sum())} 道题，答错 {int(test_wrong[group].sum())} 道，"
+        f"准确率 {(~test_wrong[group]).float().mean().item():.1%}"
+    )
+offsets = Counter(
+    int(decode(answer)) - int(decode(row[PROMPT_LEN:]))
+    for row, answer in zip(test_data[test_wrong], test_answers[test_wrong], strict=True)
+)
+print("每道错题的“模型的答案 − 正确答案”（差值: 道数）:", dict(offsets))
+carry_wrong, plain_wrong = int(test_wrong[carry].sum()), int(test_wrong[~carry].sum())
+if carry_wrong and not plain_wrong:
+    carry_verdict = "错题全在个位要进位的一组"
+elif plain_wrong and not carry_wrong:
+    carry_verdict = "错题全在个位不进位的一组"
+elif carry_wrong and plain_wrong:
+    carry_verdict = "两组都有错题"
+else:
+    carry_verdict = "两组都没有错题"
+if len(offsets) == 1 and carry_wrong + plain_wrong > 1:
+    ((offset, _),) = offsets.items()
+    carry_verdict += (
+        f"；而且每道错题错法相同，模型的答案都比正确答案{'大' if offset > 0 else '小'} {abs(offset)}"
+    )
+print(carry_verdict + "。")
+# --8<-- [end:exercise_carry]
+
+# --8<-- [start:exercise_weights_only]
+import pickle
+import tempfile
+from pathlib import Path
+
+
+class Surprise:
+    """pickle 怎样还原一个对象，由它的 __reduce__ 决定：这里让“还原”变成调用 print。
+    换成 os.system 之类的函数，读文件的人就会执行任意命令。"""
+
+    def __reduce__(self):
+        return (print, ("（读取这个文件时，文件里藏的代码被执行了！）",))
+
+
+with tempfile.TemporaryDirectory() as folder:
+    suspicious = Path(folder) / "suspicious.pt"
+    torch.save({"state_dict": model.state_dict(), "note": Surprise()}, suspicious)
+    try:
+        torch.load(suspicious, weights_only=True)
+    except pickle.UnpicklingError as error:
+        refusal = next(line.strip() for line in str(error).splitlines() if "Unsupported global" in line)
+        print("weights_only=True 拒绝读取：", refusal.split(" Please use")[0])
+    print("weights_only=False 照单全收：")
+    unsafe = torch.load(suspicious, weights_only=False)  # 只因为这是我们自己刚写的文件，才敢这样读
+print("读出的 note:", unsafe["note"])
+# --8<-- [end:exercise_weights_only]
+
+# --8<-- [start:exercise_generalize]
+train_sample = train_data[: len(test_data)]  # 训练集的前 1000 道题，和测试集一样多
+train_sample_accuracy = accuracy(model, train_sample)
+print(f"训练集的前 {len(train_sample)} 道题：准确率 {train_sample_accuracy:.1%}；测试集：{test_accuracy:.1%}")
+
+# a+b= 改成 b+a=：第 3、4 个字符和第 0、1 个字符对调，答案不变
+swapped = torch.cat([test_data[:, 3:5], test_data[:, 2:3], test_data[:, 0:2], test_data[:, 5:]], dim=1)
+swapped_answers = greedy_answers(model, swapped[:, :PROMPT_LEN])
+swapped_accuracy = (swapped_answers == swapped[:, PROMPT_LEN:]).all(dim=1).float().mean().item()
+same_answer = (swapped_answers == test_answers).all(dim=1).float().mean().item()
+train_rows = {tuple(row) for row in train_data.tolist()}
+swapped_in_train = sum(tuple(row) in train_rows for row in swapped.tolist()) / len(swapped)
+print(
+    f"两个加数对调（例如 {decode(test_data[0])} → {decode(swapped[0])}）：准确率 {swapped_accuracy:.1%}，"
+    f"对调前后答案相同的占 {same_answer:.1%}；对调后的题有 {swapped_in_train:.1%} 在训练集里"
+)
+# --8<-- [end:exercise_generalize]

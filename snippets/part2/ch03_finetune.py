@@ -303,3 +303,91 @@ lines.append(
 )
 print("\n".join(f"- {line}" for line in lines))
 # --8<-- [end:conclusions]
+
+# --8<-- [start:exercise_chance]
+from itertools import combinations
+
+# 两种做法一样好时，2n 个结果从高到低排开，做法 A 占哪 n 个名次，每一种分法都同样可能
+chance_table = {}
+for n_seeds in (2, 3, 4, 5):
+    top, bottom = set(range(n_seeds)), set(range(n_seeds, 2 * n_seeds))
+    splits = [set(places) for places in combinations(range(2 * n_seeds), n_seeds)]
+    separated = sum(places in (top, bottom) for places in splits)  # A 全在前面或全在后面：范围完全分开
+    chance_table[n_seeds] = separated / len(splits)
+    print(
+        f"{n_seeds} 个种子：{len(splits)} 种分法，其中 {separated} 种范围完全分开，"
+        f"机会 {separated / len(splits):.1%}；公式 2/C({2 * n_seeds},{n_seeds}) = {2 / math.comb(2 * n_seeds, n_seeds):.1%}"
+    )
+# --8<-- [end:exercise_chance]
+
+# --8<-- [start:exercise_embeddings]
+from _tinygpt import STOI, VOCAB
+
+full_model = finetuned_model("full", results["full"]["lr"], SEEDS[0])  # 3.4 节训练过的那一次，直接读取
+before, after = pretrained.model.tok_emb.weight, full_model.tok_emb.weight
+row_change = ((after - before).norm(dim=1) / before.norm(dim=1)).tolist()
+print(f"全量微调（种子 {SEEDS[0]}）之后，每个字符的词嵌入变了多少（变化量的长度 ÷ 原来的长度）：")
+print("  " + "   ".join(f"{ch} {change:.3f}" for ch, change in zip(VOCAB, row_change, strict=True)))
+plus_untouched = torch.equal(after[STOI["+"]], before[STOI["+"]])
+print("“+”的词嵌入与微调前逐位相同:", plus_untouched)
+full_old_test = results["full"]["runs"][0]["old_test"]
+print(f"这个模型在加法测试集上的准确率：{full_old_test:.1%}（微调前 {start_add_accuracy:.1%}）")
+# --8<-- [end:exercise_embeddings]
+
+# --8<-- [start:exercise_forgetting]
+# 全量微调后的模型做加法题：它是不是在做减法？只看第一个数不小于第二个数的题（这时差不是负数）
+old_answers = greedy_answers(full_model, add.test[:, :PROMPT_LEN])
+first_number = torch.tensor([int(decode(row[:2])) for row in add.test])
+second_number = torch.tensor([int(decode(row[3:5])) for row in add.test])
+non_negative = first_number >= second_number
+answered_difference = torch.tensor(
+    [
+        decode(answer) == f"{a - b:03d}"
+        for answer, a, b in zip(old_answers, first_number, second_number, strict=True)
+    ]
+)
+difference_share = answered_difference[non_negative].float().mean().item()
+shown = 0
+for row, answer, keep in zip(add.test, old_answers, non_negative, strict=True):
+    if keep and shown < 4:
+        print(f"{decode(row[:PROMPT_LEN])}{decode(answer)}  （正确答案 {decode(row[PROMPT_LEN:])}）")
+        shown += 1
+print(
+    f"第一个数不小于第二个数的 {int(non_negative.sum())} 道加法题里，"
+    f"全量微调后的模型有 {difference_share:.1%} 的答案恰好是两数之差"
+)
+if difference_share > 0.5:
+    print("多数时候它把加号当成了减号：和 3.1 节预训练模型把减号当成加号正好反过来。")
+elif difference_share > 0.1:
+    print("不少时候它把加号当成了减号：和 3.1 节预训练模型把减号当成加号正好反过来。")
+else:
+    print("说不上把加号当成了减号。")
+# --8<-- [end:exercise_forgetting]
+
+# --8<-- [start:exercise_interpolate]
+# θ(λ) = (1 − λ)·预训练的参数 + λ·全量微调后的参数；λ = 0 和 1 两端的成绩上面已经算过
+pre_state, full_state = pretrained.model.state_dict(), full_model.state_dict()
+mixed = copy.deepcopy(pretrained.model)
+interpolation = {
+    0.0: (start_add_accuracy, start_sub_accuracy),
+    1.0: (full_old_test, results["full"]["runs"][0]["new_test"]),
+}
+for lam in (0.25, 0.5, 0.75):
+    mixed.load_state_dict({name: (1 - lam) * pre_state[name] + lam * full_state[name] for name in pre_state})
+    interpolation[lam] = (accuracy(mixed, add.test), accuracy(mixed, sub.test))
+for lam in sorted(interpolation):
+    old_acc, new_acc = interpolation[lam]
+    print(f"λ = {lam:<4}  加法测试集 {old_acc:6.1%}   减法测试集 {new_acc:6.1%}")
+collapse = next(lam for lam in sorted(interpolation) if interpolation[lam][0] < start_add_accuracy / 2)
+print(
+    f"λ {'只到' if collapse <= 0.5 else '到'} {collapse:g}，加法就掉到 {interpolation[collapse][0]:.1%}"
+    f"（不到微调前的一半），这时减法是 {interpolation[collapse][1]:.1%}。"
+)
+both_half = [lam for lam, (old_acc, new_acc) in interpolation.items() if min(old_acc, new_acc) >= 0.5]
+if both_half:
+    print(
+        f"λ = {'、'.join(f'{lam:g}' for lam in sorted(both_half))} 时两个任务都答对一半以上：混合参数得到了折中。"
+    )
+else:
+    print("没有一个 λ 让两个任务都答对一半以上：在这个模型上，沿直线混合两组参数得不到两全的折中。")
+# --8<-- [end:exercise_interpolate]

@@ -130,3 +130,103 @@ if edges:
 else:
     print("每个秩选中的学习率都不在候选的两端：比它大和比它小的学习率都试过。")
 # --8<-- [end:summary]
+
+# --8<-- [start:exercise_rank_one]
+frozen_accuracy = accuracy(base, sub.test)  # 不微调：直接拿预训练模型做减法
+scratch_tests = [
+    run["new_test"] for run in run_experiment(["scratch"])["scratch"]["runs"]
+]  # 第 3 页的从零训练
+print(f"不微调的预训练模型：减法测试集准确率 {frozen_accuracy:.1%}")
+print(f"r = 1 的 LoRA（{sweep['lora-r1']['runs'][0]['trainable']:,} 个可训练参数）：{spread(accuracies[1])}")
+print(f"第 3 页的从零训练（{count_parameters(base):,} 个可训练参数）：{spread(scratch_tests)}")
+print(
+    f"r = 1 的每个种子都比不微调高: {min(accuracies[1]) > frozen_accuracy}；"
+    f"和从零训练比：{compare(accuracies[1], scratch_tests)}"
+)
+# --8<-- [end:exercise_rank_one]
+
+# --8<-- [start:exercise_zero_init]
+import torch.nn.functional as F
+
+
+def lora_gradients(zero_a: bool, steps: int = 3) -> list[tuple[float, float]]:
+    """一个 LoRA 层，随便拟合一个目标，按梯度下降走几步；记下每一步 A 和 B 的梯度有多大。"""
+    torch.manual_seed(0)
+    layer = LoRALinear(torch.nn.Linear(64, 64), r=LORA_RANK, alpha=LORA_ALPHA)
+    if zero_a:
+        with torch.no_grad():
+            layer.A.zero_()  # A 也初始化为 0
+    inputs, target = torch.randn(32, 64), torch.randn(32, 64)
+    norms = []
+    for _ in range(steps):
+        F.mse_loss(layer(inputs), target).backward()
+        norms.append((layer.A.grad.norm().item(), layer.B.grad.norm().item()))
+        with torch.no_grad():
+            for p in (layer.A, layer.B):
+                p -= 0.1 * p.grad  # 梯度下降的一步，学习率 0.1
+                p.grad = None
+    return norms
+
+
+init_gradients = {zero_a: lora_gradients(zero_a) for zero_a in (False, True)}
+for zero_a, norms in init_gradients.items():
+    print("A 也是 0：" if zero_a else "A 随机、B 为 0（库里的做法）：")
+    for step, (grad_a, grad_b) in enumerate(norms, start=1):
+        print(f"  第 {step} 步  A 的梯度长度 {grad_a:.4f}   B 的梯度长度 {grad_b:.4f}")
+# --8<-- [end:exercise_zero_init]
+
+# --8<-- [start:exercise_unmerge]
+# 从合并后的权重里减去 (α/r)·BA，想拆回原来的 W
+unmerged = copy.deepcopy(merged)
+with torch.no_grad():
+    for name in wrapped_names:
+        lora_layer = model.get_submodule(name)
+        unmerged.get_submodule(name).weight -= (lora_layer.B @ lora_layer.A) * lora_layer.scaling
+weight_gaps = {
+    name: (unmerged.get_submodule(name).weight - base.get_submodule(name).weight).abs().max().item()
+    for name in wrapped_names
+}
+bitwise_back = all(
+    torch.equal(unmerged.get_submodule(name).weight, base.get_submodule(name).weight)
+    for name in wrapped_names
+)
+print(f"拆回去的权重与原来的 W 逐位相同: {bitwise_back}；最大差别 {max(weight_gaps.values()):.1e}")
+add_test = pretrained.data.test
+same_addition = torch.equal(
+    greedy_answers(unmerged, add_test[:, :PROMPT_LEN]), greedy_answers(base, add_test[:, :PROMPT_LEN])
+)
+print("在加法测试集上，拆回去的模型与预训练模型生成的答案逐字相同:", same_addition)
+# --8<-- [end:exercise_unmerge]
+
+# --8<-- [start:exercise_singular_values]
+# 读回第 3 页那套规矩下训练的 r = 8（选中的学习率、种子 0），看每层改动量 ΔW = (α/r)·BA 的奇异值
+from _tinygpt import finetuned_model
+
+lora8 = finetuned_model("lora-r8", sweep["lora-r8"]["lr"], SEEDS[0])
+energy4 = {}
+for name in wrapped_names:
+    layer = lora8.get_submodule(name)
+    values = torch.linalg.svdvals(layer.scaling * layer.B @ layer.A)[:8]  # 秩不超过 8：后面的都只是舍入误差
+    energy4[name] = ((values[:4] ** 2).sum() / (values**2).sum()).item()
+    print(
+        f"{name:<18} σ/σ₁ = {' '.join(f'{v:.2f}' for v in (values / values[0]).tolist())}"
+        f"   前 4 个占平方和的 {energy4[name]:.0%}"
+    )
+
+
+def truncated(lora_model: torch.nn.Module, k: int) -> torch.nn.Module:
+    """把每层的 ΔW 只留最大的 k 个奇异值（其余置 0），加进原来的权重，得到一个普通的 GPT。"""
+    plain = copy.deepcopy(base)
+    with torch.no_grad():
+        for name in wrapped_names:
+            layer = lora_model.get_submodule(name)
+            U, S, Vh = torch.linalg.svd(layer.scaling * layer.B @ layer.A, full_matrices=False)
+            plain.get_submodule(name).weight += U[:, :k] @ torch.diag(S[:k]) @ Vh[:k]
+    return plain
+
+
+truncated_accuracy = {k: accuracy(truncated(lora8, k), sub.test) for k in (2, 4)}
+truncated_accuracy[8] = sweep["lora-r8"]["runs"][0]["new_test"]  # 全部保留：就是第 3 页那套规矩记下的成绩
+for k, acc in truncated_accuracy.items():
+    print(f"每层只留前 {k} 个方向：减法测试集准确率 {acc:.1%}")
+# --8<-- [end:exercise_singular_values]

@@ -232,3 +232,53 @@ def test_printed_lines(stdout):
     assert "子层输出全为 0 时，块的输出与输入逐位相同: True" in stdout
     assert "查表的结果 = one-hot 向量乘以权重矩阵: True" in stdout
     assert "对角线以上的权重全为 0: True" in stdout
+
+
+# ---- 1.14 练习 ----
+
+
+def test_exercise_heads_do_not_change_the_parameter_count_but_layers_and_width_do(ns):
+    """练习 1：头数不改变参数量；层数翻倍略少于 2 倍，宽度翻倍略少于 4 倍，都与 1.10 节的公式相等。"""
+    counts, total = ns["count_variants"], ns["total"]
+    assert counts["{}"] == counts["{'n_head': 1}"] == counts["{'n_head': 8}"] == total
+
+    def formula(L, d, V=13, T=8):
+        return L * (12 * d**2 + 13 * d) + V * d + T * d + 2 * d + V * d
+
+    assert counts["{'n_layer': 4}"] == formula(4, 64) and 1.9 < counts["{'n_layer': 4}"] / total < 2
+    assert counts["{'n_embd': 128}"] == formula(2, 128) and 3.8 < counts["{'n_embd': 128}"] / total < 4
+
+
+def test_exercise_without_the_mask_earlier_positions_see_the_future_and_training_cheats(ns):
+    """练习 2：去掉掩码，改后面的字符，前面位置的输出也变；在“预测下一个随机数字”上，有掩码的损失停在 ln 10，
+    无掩码的模型照抄右边一格、位置 0–6 的损失几乎为 0，只有答案不在输入里的位置 7 仍在 ln 10 附近。"""
+    assert (ns["peek_diff"][:6] > 1e-3).all(), ns["peek_diff"]
+    # 独立核对：把同样的权重装进库里的模型（有掩码），前 6 个位置又不受影响了
+    with torch.no_grad():
+        causal = ns["model"](ns["a"]) - ns["model"](ns["b"])
+    assert (causal[0, :6] == 0).all()
+    masked, peeking = ns["cheat_losses"][True], ns["cheat_losses"][False]
+    chance = math.log(10)
+    assert (masked - chance).abs().max() < 0.1, masked
+    assert (peeking[:7] < 0.1).all(), peeking
+    assert abs(peeking[7] - chance) < 0.3, peeking
+
+
+def test_exercise_without_position_embeddings_one_layer_is_order_blind_two_layers_are_not(ns):
+    """练习 3：位置嵌入清零，1 层模型在“=”位置分不清两道题（只差舍入），2 层模型分得清。"""
+    diff = ns["no_position_diff"]
+    assert diff[1] < 1e-5, diff
+    assert diff[2] > 1e-3, diff
+
+
+def test_exercise_unscaled_scores_starve_most_queries_of_gradient(ns):
+    """练习 4：d_k = 1024 不缩放时，一半以上位置的查询梯度小于 0.001，中位数小好几个数量级，平均值却更大；
+    除以 √d_k 后，任何维度下都没有这样的位置，中位数相差不大；d_k = 4 时缩放与否都没有。"""
+    r = ns["saturation"]  # (d_k, 是否除以 √d_k) -> (梯度长度的中位数, 小于 0.001 的比例, 各分量绝对值的平均)
+    (raw_median, raw_tiny, raw_mean), (scaled_median, _, scaled_mean) = r[1024, False], r[1024, True]
+    assert raw_tiny > 0.5 and raw_median < 1e-3 * scaled_median, (r[1024, False], r[1024, True])
+    assert raw_mean > scaled_mean, "不缩放时平均值反而更大"
+    assert all(r[dim, True][1] == 0 for dim in (4, 64, 1024))
+    assert r[4, False][1] == 0
+    medians = [r[dim, True][0] for dim in (4, 64, 1024)]
+    assert max(medians) / min(medians) < 1.5, medians

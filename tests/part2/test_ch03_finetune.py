@@ -120,3 +120,65 @@ def test_printed_tables(run_snippet):
     steps = re.findall(r"：每个训练步 ([0-9.]+) 毫秒（\d+ 步的中位数）", out)
     assert len(steps) == 4 and all(float(ms) > 0 for ms in steps), "每种做法各有一个单独测量的每步用时"
     assert out.count("<svg") == 1, "应打印一张学习曲线图"
+
+
+# ---- 3.8 练习 ----
+
+
+def test_exercise_chance_of_separated_ranges_by_enumeration(ns):
+    """练习 1：逐个列举的分法与 3.6 节的公式 2/C(2n, n) 相同；3 个种子是 10%，种子越多越小。"""
+    table = ns["chance_table"]
+    assert sorted(table) == [2, 3, 4, 5]
+    for n, chance in table.items():
+        assert abs(chance - 2 / math.comb(2 * n, n)) < 1e-12
+    assert abs(table[3] - 0.1) < 1e-12 and table[5] < 0.01
+    assert table[2] > table[3] > table[4] > table[5]
+
+
+def test_exercise_plus_embedding_is_untouched_yet_addition_is_forgotten(ns):
+    """练习 2：减法数据里没有 “+”，全量微调后它那一行词嵌入逐位不变，其余每一行都变了；加法照样几乎全忘。"""
+    import torch
+
+    before, after = ns["pretrained"].model.tok_emb.weight, ns["full_model"].tok_emb.weight
+    plus = ns["STOI"]["+"]
+    assert ns["plus_untouched"] is True and torch.equal(before[plus], after[plus])
+    changed = [i for i in range(len(ns["VOCAB"])) if not torch.equal(before[i], after[i])]
+    assert changed == [i for i in range(len(ns["VOCAB"])) if i != plus]
+    assert ns["row_change"][plus] == 0 and min(c for i, c in enumerate(ns["row_change"]) if i != plus) > 0.01
+    assert ns["sub"].train.eq(plus).sum() == 0, "减法训练集里不应有 “+”"
+    assert ns["full_old_test"] < 0.1 * ns["start_add_accuracy"]
+
+
+def test_exercise_finetuned_model_subtracts_when_asked_to_add(ns, run_snippet):
+    """练习 3：全量微调后的模型做 a ≥ b 的加法题，相当一部分答案恰好是 a − b；生成的那句话与比例相符。"""
+    decode, add = ns["decode"], ns["add"]
+    answers = ns["greedy_answers"](ns["full_model"], add.test[:, : ns["PROMPT_LEN"]])
+    pairs = [(int(decode(r[:2])), int(decode(r[3:5]))) for r in add.test]
+    hits = [decode(ans) == f"{a - b:03d}" for ans, (a, b) in zip(answers, pairs, strict=True) if a >= b]
+    share = sum(hits) / len(hits)
+    assert abs(share - ns["difference_share"]) < 1e-6
+    assert share > 0.3, f"页面说它常常照着减法去算：{share:.1%}"
+    out = run_snippet(SNIPPET).stdout
+    assert ("多数时候它把加号当成了减号" in out) == (share > 0.5)
+    assert ("不少时候它把加号当成了减号" in out) == (0.1 < share <= 0.5)
+
+
+def test_exercise_interpolation_endpoints_midpoint_and_verdict(ns, run_snippet):
+    """练习 4：两端的成绩就是页面上算过的；λ = 0.25 在测试里重算一遍相同；生成的结论与表相符。"""
+    import copy
+
+    table = ns["interpolation"]
+    assert sorted(table) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert ns["accuracy"](ns["full_model"], ns["add"].test) == table[1.0][0]
+    assert ns["accuracy"](ns["full_model"], ns["sub"].test) == table[1.0][1]
+    pre, full = ns["pretrained"].model.state_dict(), ns["full_model"].state_dict()
+    quarter = copy.deepcopy(ns["pretrained"].model)
+    quarter.load_state_dict({k: 0.75 * pre[k] + 0.25 * full[k] for k in pre})
+    assert ns["accuracy"](quarter, ns["add"].test) == table[0.25][0]
+    assert ns["accuracy"](quarter, ns["sub"].test) == table[0.25][1]
+    assert table[0.0][0] > 0.9 and table[1.0][1] > 0.5, "两端各有一个任务答得好"
+    out = run_snippet(SNIPPET).stdout
+    both = [lam for lam, (old, new) in table.items() if min(old, new) >= 0.5]
+    assert ("没有一个 λ 让两个任务都答对一半以上" in out) == (not both)
+    collapse = min(lam for lam, (old, _) in table.items() if old < table[0.0][0] / 2)
+    assert f"{collapse:g}，加法就掉到 {table[collapse][0]:.1%}" in out

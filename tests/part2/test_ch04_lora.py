@@ -93,3 +93,60 @@ def test_printed_lines(run_snippet):
     assert "刚包上 LoRA 时，输出与原模型逐位相同: True" in out
     assert "相等: True" in out
     assert "合并后还剩下 LoRALinear 吗: False" in out
+
+
+# ---- 4.8 练习 ----
+
+
+def test_exercise_rank_one_beats_the_frozen_model_and_is_no_worse_than_scratch(run_snippet):
+    """练习 1：r = 1 的每个种子都比不微调的预训练模型高；从零训练的参数是它的几十倍，却不比它好；
+    4.6 节里更大的秩（4、8）都比 r = 1 好（范围不重叠）。"""
+    ns = run_snippet(SNIPPET).ns
+    from _tinygpt import difference  # run_snippet 已把 snippets/part2 加进模块搜索路径
+
+    r1, scratch, frozen = ns["accuracies"][1], ns["scratch_tests"], ns["frozen_accuracy"]
+    assert frozen < 0.05 and min(r1) > frozen, (r1, frozen)
+    assert frozen == ns["accuracy"](ns["base"], ns["sub"].test)
+    ratio = ns["count_parameters"](ns["base"]) / ns["sweep"]["lora-r1"]["runs"][0]["trainable"]
+    assert 20 < ratio < 100, ratio
+    assert difference(r1, scratch) >= 0, "从零训练不应比 r = 1 好"
+    for r in (4, 8):
+        assert difference(ns["accuracies"][r], r1) > 0, f"r = {r} 应比 r = 1 好"
+    out = run_snippet(SNIPPET).stdout
+    assert f"和从零训练比：{ns['compare'](r1, scratch)}" in out
+
+
+def test_exercise_zero_a_and_b_never_learn_while_the_library_init_does(run_snippet):
+    """练习 2：A、B 都为 0 时每一步两个梯度都是 0；A 随机、B 为 0 时，第 1 步只有 B 有梯度，第 2 步起 A 也有。"""
+    ns = run_snippet(SNIPPET).ns
+    both_zero, library = ns["init_gradients"][True], ns["init_gradients"][False]
+    assert all(a == 0 and b == 0 for a, b in both_zero)
+    (a1, b1), (a2, b2), *_ = library
+    assert a1 == 0 and b1 > 0
+    assert a2 > 0 and b2 > 0
+
+
+def test_exercise_unmerging_is_close_but_not_bitwise_and_answers_are_unchanged(run_snippet):
+    """练习 3：减回去的权重与原权重不逐位相同、差别只在 float32 的最后几位；加法答案与预训练模型逐字相同。"""
+    ns = run_snippet(SNIPPET).ns
+    assert ns["bitwise_back"] is False
+    assert 0 < max(ns["weight_gaps"].values()) < 1e-6
+    assert ns["same_addition"] is True
+    # 合并前的原权重确实没被动过：拆回去的模型和 base 的差别全来自舍入
+    for name in ns["wrapped_names"]:
+        torch.testing.assert_close(
+            ns["unmerged"].get_submodule(name).weight,
+            ns["base"].get_submodule(name).weight,
+            rtol=0,
+            atol=1e-6,
+        )
+
+
+def test_exercise_small_singular_directions_still_matter(run_snippet):
+    """练习 4：每层前 4 个奇异值占平方和的 80% 以上；只留前 4 个方向准确率明显下降，只留 2 个降得更多。"""
+    ns = run_snippet(SNIPPET).ns
+    assert min(ns["energy4"].values()) > 0.8, ns["energy4"]
+    acc = ns["truncated_accuracy"]
+    assert acc[4] < acc[8] - 0.05 and acc[2] < acc[4], acc
+    # 只留 8 个方向就是原来的改动量：截断函数在 k = 8 时给出记下的成绩
+    assert ns["accuracy"](ns["truncated"](ns["lora8"], 8), ns["sub"].test) == acc[8]
