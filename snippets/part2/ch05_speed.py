@@ -594,8 +594,10 @@ for step in range(1, 13):
 # --8<-- [end:exercise_growth_interval]
 
 # --8<-- [start:exercise_shared_parameters]
+_, logits_before = train_step(
+    compiled, x, y
+)  # 先照常调用一次：之前别的改动引起的重新编译（如果有）在这里发生
 graphs_before = counters["stats"]["unique_graphs"]  # Dynamo 至今捕获过几张不同的计算图
-_, logits_before = train_step(compiled, x, y)
 with torch.no_grad():
     model.ln_f.weight.mul_(2)  # 改的是 model 的参数，compiled 一个字也没动
 _, logits_doubled = train_step(compiled, x, y)

@@ -25,6 +25,16 @@ SBATCH = ROOT / "snippets/part3/ch03_cluster/train.sbatch"
 PYTORCHJOB = ROOT / "snippets/part3/ch03_cluster/pytorchjob.yaml"
 
 
+def wait_for_all(agents: list[subprocess.Popen], timeout: int) -> None:
+    """等几个 torchrun 进程都结束；无论成败都不留下进程。任何一个失败，带上全部输出报错。"""
+    try:
+        outputs = [agent.communicate(timeout=timeout)[0] for agent in agents]
+    finally:
+        for agent in agents:
+            agent.kill()
+    assert all(agent.returncode == 0 for agent in agents), outputs
+
+
 @pytest.fixture(scope="module")
 def ns(run_snippet):
     return run_snippet(SNIPPET).ns
@@ -89,12 +99,7 @@ def test_torchrun_ranks_match_a_real_two_node_rendezvous(tmp_path, ns):
         subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for _ in range(2)
     ]
-    try:
-        outputs = [agent.communicate(timeout=120)[0] for agent in agents]
-    finally:
-        for agent in agents:
-            agent.kill()
-    assert all(agent.returncode == 0 for agent in agents), outputs
+    wait_for_all(agents, timeout=120)
     seen = [json.loads((tmp_path / f"env{rank}.json").read_text()) for rank in range(4)]
     got = [
         {key: int(e[key]) for key in ("GROUP_RANK", "LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")}
@@ -360,12 +365,7 @@ def test_pytorchjob_pods_rendezvous_from_operator_env_alone(tmp_path, ns, job):
         agents.append(
             subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         )
-    try:
-        outputs = [agent.communicate(timeout=60)[0] for agent in agents]
-    finally:
-        for agent in agents:
-            agent.kill()
-    assert all(agent.returncode == 0 for agent in agents), outputs
+    wait_for_all(agents, timeout=60)
     seen = [json.loads((tmp_path / f"env{rank}.json").read_text()) for rank in range(len(agents))]
     got = [
         {key: int(e[key]) for key in ("GROUP_RANK", "LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE")}

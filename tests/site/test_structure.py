@@ -13,7 +13,6 @@ import yaml
 
 from tests.conftest import DOCS, ROOT, SNIPPETS
 
-FENCE_OPEN = re.compile(r"^(\s*)(```+|~~~+)\s*(py|python|pycon)\b(.*)$")
 INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^":]+)(?::(?P<section>[\w-]+))?"\s*$')
 SECTION = re.compile(r"^\s*# --8<-- \[(?P<kind>start|end):(?P<name>[\w-]+)\]\s*$")
 
@@ -28,23 +27,6 @@ ASSETS = sorted(
     if p.is_file() and p.suffix not in {".py", ".pyc"} and "__pycache__" not in p.parts
 )
 ANY_FENCE_OPEN = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)(.*)$")
-
-
-def python_fences(md: Path):
-    """页面里每个 python fence：(行号, 头部, 正文各行)。"""
-    lines = md.read_text(encoding="utf-8").splitlines()
-    i = 0
-    while i < len(lines):
-        match = FENCE_OPEN.match(lines[i])
-        if match:
-            close = match[2]
-            body, j = [], i + 1
-            while j < len(lines) and not lines[j].strip().startswith(close):
-                body.append(lines[j])
-                j += 1
-            yield i + 1, match[4], body
-            i = j
-        i += 1
 
 
 def fences(md: Path):
@@ -62,6 +44,13 @@ def fences(md: Path):
             yield i + 1, match[3], match[4], body
             i = j
         i += 1
+
+
+def python_fences(md: Path):
+    """页面里每个 python fence：(行号, 头部, 正文各行)。"""
+    for line, language, rest, body in fences(md):
+        if language in ("py", "python", "pycon"):
+            yield line, rest, body
 
 
 def asset_includes(md: Path) -> list[tuple[int, str, str, str, str | None]]:
