@@ -8,6 +8,7 @@ matplotlib 存出的 SVG 是一份独立的 XML 文件：开头有 XML 声明和
 
 from __future__ import annotations
 
+import itertools
 import re
 
 _PROLOG = re.compile(r"<\?xml[^>]*\?>\s*|<!DOCTYPE svg[^>]*>\s*", re.IGNORECASE)
@@ -39,5 +40,5 @@ def inline_svg(html: str, block_id: str) -> str:
         return html
     html = _PROLOG.sub("", html)
     prefix = prefix_for(block_id)
-    count = iter(range(1_000_000))
+    count = itertools.count()
     return _SVG.sub(lambda m: _scope(m[0], f"{prefix}-svg{next(count)}"), html)

@@ -56,6 +56,12 @@ import time
 
 from torch._dynamo.utils import counters
 
+
+def cache_hit_count():
+    """到目前为止，编译从磁盘缓存里取用了几次以前的结果（反向图的和 Inductor 生成代码的）。"""
+    return counters["aot_autograd"]["autograd_cache_hit"] + counters["inductor"]["fxgraph_cache_hit"]
+
+
 compiled = torch.compile(model)  # 默认后端 inductor；compiled 与 model 共用同一套参数
 
 start = time.perf_counter()
@@ -63,7 +69,7 @@ start = time.perf_counter()
 compiled_loss, compiled_logits = train_step(compiled, x, y)
 compile_seconds = time.perf_counter() - start
 # 编译结果会存进磁盘缓存，下次运行同样的代码时直接取用：记下这次命中了几次（5.5 节的计时用到）
-cache_hits = counters["aot_autograd"]["autograd_cache_hit"] + counters["inductor"]["fxgraph_cache_hit"]
+cache_hits = cache_hit_count()
 compiled_grads = gradients(model)
 
 COMPILE_TOLERANCE = 1e-5
@@ -266,17 +272,12 @@ import statistics
 EAGER = "eager 模式（fp32）"
 
 
-def step_times_ms(rounds=30, warmup=3):
-    """轮流计时三种做法，每种各 rounds 步，返回每种做法每一轮的用时（毫秒）。
+def step_times_ms(variants, rounds=30, warmup=3):
+    """轮流计时几种做法（名字 -> 做一步的函数），每种各 rounds 步，返回每种做法每一轮的用时（毫秒）。
 
-    轮流而不是一种测完再测下一种：机器忙闲的变化会大致平均落到三种做法上，
+    轮流而不是一种测完再测下一种：机器忙闲的变化会大致平均落到各种做法上，
     同一轮里的几个数也可以两两相比。
     """
-    variants = {
-        EAGER: lambda: train_step(model, x, y),
-        "eager 模式 + bf16 自动混合精度": lambda: train_step(model, x, y, bf16=True),
-        "torch.compile（fp32）": lambda: train_step(compiled, x, y),
-    }
     times = {name: [] for name in variants}
     for _ in range(warmup):
         for step in variants.values():
@@ -295,7 +296,13 @@ def quartiles(values):
     return q1, q3
 
 
-times_ms = step_times_ms()
+times_ms = step_times_ms(
+    {
+        EAGER: lambda: train_step(model, x, y),
+        "eager 模式 + bf16 自动混合精度": lambda: train_step(model, x, y, bf16=True),
+        "torch.compile（fp32）": lambda: train_step(compiled, x, y),
+    }
+)
 step_ms = {name: statistics.median(t) for name, t in times_ms.items()}
 # 同一轮里，每种做法的用时 ÷ eager 模式的用时：比值小于 1 就是这一轮更快
 ratios = {name: [t / e for t, e in zip(ts, times_ms[EAGER], strict=True)] for name, ts in times_ms.items()}
@@ -327,14 +334,18 @@ print(f"\n`torch.compile` 的第一次调用（含编译）用了 **{compile_sec
 
 
 # --8<-- [start:verdict_timing]
+def direction(low, high):
+    """只有中间一半轮次的用时比（low – high）都在 1 的同一侧，才说快或慢；否则这次测不出差别。"""
+    return "faster" if high < 1 else "slower" if low > 1 else "unclear"
+
+
 def compare(name, label):
-    """只有中间一半轮次的用时比都在 1 的同一侧，才说快或慢；否则这次测不出差别。"""
     median = statistics.median(ratios[name])
     low, high = quartiles(ratios[name])
     ms = step_ms[name]
-    if high < 1:
+    if direction(low, high) == "faster":
         return f"{label}每步快了约 {1 - median:.0%}（中位数 {eager_ms:.1f} → {ms:.1f} 毫秒，中间一半轮次的用时比 {low:.2f} – {high:.2f}）"
-    if low > 1:
+    if direction(low, high) == "slower":
         return f"{label}每步反而慢了，用时是 eager 模式的约 {median:.1f} 倍（中位数 {eager_ms:.1f} → {ms:.1f} 毫秒，中间一半轮次 {low:.2f} – {high:.2f} 倍）"
     return f"{label}和 eager 模式分不出快慢（中间一半轮次的用时比 {low:.2f} – {high:.2f}，跨过了 1）"
 
@@ -342,7 +353,7 @@ def compare(name, label):
 compiled_name, bf16_name = "torch.compile（fp32）", "eager 模式 + bf16 自动混合精度"
 compiled_ms = step_ms[compiled_name]
 saved_ms = eager_ms - compiled_ms
-if quartiles(ratios[compiled_name])[1] < 1:
+if direction(*quartiles(ratios[compiled_name])) == "faster":
     payback = (
         f"按中位数每步省下的 {saved_ms:.1f} 毫秒算，大约 {compile_seconds * 1000 / saved_ms:,.0f} 步之后"
         f"才能把这次第一次调用花的 {compile_seconds:.1f} 秒挣回来（没有缓存时编译更久，要更多步）。"
@@ -357,28 +368,11 @@ print(
 
 
 # --8<-- [start:crossover]
+import functools
 from dataclasses import replace
 
 CROSSOVER_WIDTHS = (16, config.n_embd, 256)  # 向量维度 d；中间那个就是本页一直在用的模型
 CROSSOVER_ROUNDS = 20
-
-
-def compiled_versus_eager(net, fast, rounds=CROSSOVER_ROUNDS, warmup=3):
-    """轮流计时 eager 模式和编译版各 rounds 步，返回两者每一轮的用时（毫秒）。"""
-    times = {"eager": [], "compiled": []}
-    for _ in range(warmup):
-        train_step(net, x, y)
-        train_step(fast, x, y)
-    for _ in range(rounds):
-        for name, which in (("eager", net), ("compiled", fast)):
-            start = time.perf_counter()
-            train_step(which, x, y)
-            times[name].append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def cache_hit_count():
-    return counters["aot_autograd"]["autograd_cache_hit"] + counters["inductor"]["fxgraph_cache_hit"]
 
 
 crossover = []
@@ -395,7 +389,13 @@ for width in CROSSOVER_WIDTHS:
         start = time.perf_counter()
         train_step(fast, x, y)
         first_call, hits = time.perf_counter() - start, cache_hit_count() - hits_before
-        times = compiled_versus_eager(net, fast)
+        times = step_times_ms(
+            {
+                "eager": functools.partial(train_step, net, x, y),
+                "compiled": functools.partial(train_step, fast, x, y),
+            },
+            rounds=CROSSOVER_ROUNDS,
+        )
     ratio = [c / e for c, e in zip(times["compiled"], times["eager"], strict=True)]
     crossover.append(
         {
@@ -470,9 +470,8 @@ import itertools
 
 
 def verdict(row):
-    """与 5.5 节同一条规则：中间一半轮次的用时比都在 1 的同一侧，才说快或慢。"""
-    low, high = row["ratio_quartiles"]
-    return "faster" if high < 1 else "slower" if low > 1 else "unclear"
+    """与 5.5 节同一条规则（direction）。"""
+    return direction(*row["ratio_quartiles"])
 
 
 def describe(row):
