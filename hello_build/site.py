@@ -16,8 +16,8 @@ from mkdocs.structure.files import File, InclusionLevel
 
 from hello_build import artefacts, assets, compat, dialect, execute, report, search
 from hello_build.notebooks import links
-from hello_build.notebooks.build import PageSource, make_notebook, pins_from
-from hello_build.notebooks.run import Job, NotebookFailed, Runner, output_key, write_notebook
+from hello_build.notebooks.build import PageSource, pins_from
+from hello_build.notebooks.run import Job, NotebookFailed, Runner, job_for, write_notebook
 from hello_build.settings import Settings
 from hello_build.store import Store
 
@@ -87,15 +87,13 @@ class Site:
                 pins=pins,
                 measured=dialect.measured_targets(page.content_string),
             )
-            uri = links.notebook_uri(page.src_uri)
-            nb = make_notebook(source)
-            job = Job(page.src_uri, uri, generated / uri, nb, output_key(nb, execute.fingerprint()))
+            job = job_for(source, generated)
             self.jobs[page.src_uri] = job
             self.urls[page.src_uri] = page.url
             # 普通的 File（不是 File.generated）：mkdocs-jupyter 的包装类从 src_dir + src_uri 找到文件
             files.append(
                 File(
-                    uri,
+                    job.uri,
                     src_dir=str(generated),
                     dest_dir=config.site_dir,
                     use_directory_urls=config.use_directory_urls,
@@ -237,6 +235,7 @@ class Site:
                 "colab": links.colab_url(self.settings.repo_url, download),
                 "executed": job.ran,
                 "seconds": job.seconds,
+                "cpu_seconds": job.cpu_seconds,
                 "measures": job.measures,
             }
         (site / "notebook-manifest.json").write_text(

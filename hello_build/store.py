@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -47,11 +50,21 @@ class Store:
         with self._lock:
             self.used.add(key)
 
+    @contextlib.contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        """同一条记录同一时刻只让一个进程（或线程）去产生：两个构建（比如测试会话的预取和整站构建）共用缓存时，
+        后到的等先到的写完，再读它的结果，而不是把同样的事再做一遍。锁是文件锁，进程结束时自动释放。"""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / f"{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def evict_unused(self) -> list[str]:
         """删掉这次构建没有读也没有写的记录（只在完整的、真正执行了代码的构建之后调用）。"""
         removed = []
         for path in self.directory.glob("*.json") if self.directory.is_dir() else []:
             if path.stem not in self.used:
                 path.unlink(missing_ok=True)
+                path.with_suffix(".lock").unlink(missing_ok=True)
                 removed.append(path.stem)
         return removed

@@ -26,7 +26,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from hello_build.execute import fingerprint
 from hello_build.figures import inline_svg
+from hello_build.notebooks.build import PageSource, make_notebook
+from hello_build.notebooks.links import notebook_uri
 from hello_build.store import Store
 
 NOTEBOOK_VERSION = "3"  # 改变笔记本的格式或运行方式时加一，旧的输出缓存随之失效
@@ -48,6 +51,21 @@ def kernel_process_group(client: NotebookClient) -> int | None:
     except ProcessLookupError:
         return None
     return None if group == os.getpgrp() else group
+
+
+def kernel_cpu_seconds(client: NotebookClient) -> float | None:
+    """内核进程到现在用了多少 CPU 秒（它自己的，加上它已经等到结束的子进程的，例如 torchrun 的各进程）。
+    与墙上时间不同，它不受同时运行的别的进程影响：执行预算（tests/site/test_budget.py）按它算笔记本。"""
+    process = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
+    if process is None:
+        return None
+    try:
+        stat = Path(f"/proc/{process.pid}/stat").read_text()
+    except OSError:  # 不是 Linux，或者内核已经结束
+        return None
+    # 第 2 个字段（命令名）带括号、可能含空格：从最后一个右括号之后数；utime、stime、cutime、cstime 是第 14–17 个
+    fields = stat.rpartition(")")[2].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def _signal_group(group: int, signum: int) -> None:
@@ -79,7 +97,8 @@ class Job:
     path: Path  # 生成的 .ipynb 文件
     nb: dict
     key: str = ""  # 输出缓存的键：全部代码单元格 + 环境指纹 + 版本
-    seconds: float = 0.0  # 运行用了多久（取自缓存时是当初那次运行）
+    seconds: float = 0.0  # 运行用了多久（墙上时间；取自缓存时是当初那次运行）
+    cpu_seconds: float = 0.0  # 内核用了多少 CPU 秒（见 kernel_cpu_seconds）
     cached: bool = False
     ran: bool = False  # 本次构建运行了它
     measures: bool = False  # 含打印测量值的单元格
@@ -95,6 +114,14 @@ def output_key(nb: dict, fingerprint: str) -> str:
     return hashlib.sha256(
         json.dumps([NOTEBOOK_VERSION, fingerprint, code], ensure_ascii=False).encode()
     ).hexdigest()
+
+
+def job_for(source: PageSource, generated: Path) -> Job:
+    """一页的笔记本任务。整站构建和测试会话的预取（tests/prefetch.py）都用它：缓存的键只取决于代码单元格和环境，
+    与链接（source.resolve、网址）无关，所以预取不必知道 MkDocs 算出的页面地址，也能和构建得到同一个键。"""
+    uri = notebook_uri(source.page)
+    nb = make_notebook(source)
+    return Job(source.page, uri, generated / uri, nb, output_key(nb, fingerprint()))
 
 
 def write_notebook(job: Job, cells: list[dict] | None) -> None:
@@ -140,6 +167,7 @@ class Runner:
                 pending.append(job)
             else:
                 job.seconds, job.cached = entry.get("seconds", 0.0), True
+                job.cpu_seconds = entry.get("cpu_seconds", 0.0)
                 write_notebook(job, entry["cells"])
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="notebook")
         self._futures += [self._pool.submit(self._run, job) for job in pending]
@@ -169,25 +197,43 @@ class Runner:
     def _run(self, job: Job) -> None:
         if self._cancelled or self.errors:
             return
-        began = time.perf_counter()
-        try:
-            cells = self._execute(job)
-        except Exception as error:
-            if not self._cancelled:
-                self.errors.append(str(error))
-            return
-        job.seconds, job.ran = time.perf_counter() - began, True
-        self.store.write(
-            job.key, {"cells": cells, "seconds": job.seconds, "produced": time.strftime("%Y-%m-%d %H:%M")}
-        )
+        with self.store.exclusive(job.key):
+            # 等锁的时候，共用这个缓存的另一个进程可能已经运行完了同一本（测试会话里的预取，见 tests/prefetch.py）
+            entry = self.store.read(job.key)
+            if entry is not None:
+                job.seconds, job.cached = entry.get("seconds", 0.0), True
+                job.cpu_seconds = entry.get("cpu_seconds", 0.0)
+                write_notebook(job, entry["cells"])
+                return
+            if self._cancelled or self.errors:
+                return
+            began = time.perf_counter()
+            try:
+                cells, job.cpu_seconds = self._execute(job)
+            except Exception as error:
+                if not self._cancelled:
+                    self.errors.append(str(error))
+                return
+            job.seconds, job.ran = time.perf_counter() - began, True
+            self.store.write(
+                job.key,
+                {
+                    "cells": cells,
+                    "seconds": job.seconds,
+                    "cpu_seconds": job.cpu_seconds,
+                    "produced": time.strftime("%Y-%m-%d %H:%M"),
+                },
+            )
         write_notebook(job, cells)
 
-    def _execute(self, job: Job) -> list[dict]:
+    def _execute(self, job: Job) -> tuple[list[dict], float]:
+        """运行一本，返回每个代码单元格的输出和内核用掉的 CPU 秒。"""
         run_dir = self.run_root / Path(job.uri).with_suffix("")
         shutil.rmtree(run_dir, ignore_errors=True)  # 每本都从空目录开始，像读者下载后第一次运行
         run_dir.mkdir(parents=True)
         nb = nbformat.from_dict(copy.deepcopy(job.nb))
         started: dict = {}  # 正在运行的单元格：超时、内核死掉时没有错误输出，靠它说出是哪一格
+        cpu = {"seconds": 0.0}  # 每格运行完读一次：最后一次就是整本的（内核结束之后就读不到了）
         client = NotebookClient(
             nb,
             kernel_name="python3",
@@ -196,6 +242,7 @@ class Runner:
             record_timing=False,
             resources={"metadata": {"path": str(run_dir)}},
             on_cell_start=lambda cell, cell_index: started.update(cell=cell),
+            on_cell_executed=lambda **_: cpu.update(seconds=kernel_cpu_seconds(client) or cpu["seconds"]),
             on_notebook_start=lambda notebook: give_way(client),  # 内核已启动，还没运行任何单元格
             shutdown_kernel="immediate",  # 运行完直接结束内核，不等它慢慢退出（每本省下约 2 秒）
         )
@@ -226,4 +273,4 @@ class Runner:
                 results.append(
                     {"outputs": json.loads(json.dumps(outputs)), "execution_count": cell.execution_count}
                 )
-        return results
+        return results, cpu["seconds"]

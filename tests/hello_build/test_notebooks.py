@@ -189,6 +189,36 @@ def test_notebooks_run_in_their_own_empty_directory_and_are_cached(tmp_path):
     assert again.cached and not again.ran, "代码没变，取自缓存"
 
 
+def test_two_runners_sharing_a_store_run_each_notebook_once(tmp_path):
+    """测试会话的预取和整站构建共用一个输出缓存：同一本笔记本只运行一次，后到的等锁、再取用先到的结果。"""
+    cells = ["import os, time\ntime.sleep(2)\nprint(os.getpid())"]
+    jobs = [tiny(tmp_path / name, "same", cells) for name in ("a", "b")]
+    runners = [Runner(Store(tmp_path / "outputs"), tmp_path / "run", timeout=60, workers=1) for _ in jobs]
+    for run, job in zip(runners, jobs, strict=True):
+        run.start([job])
+    for run in runners:
+        run.finish()
+    assert sorted((job.ran, job.cached) for job in jobs) == [(False, True), (True, False)]
+    printed = [json.loads(job.path.read_text(encoding="utf-8"))["cells"][0]["outputs"] for job in jobs]
+    assert printed[0] == printed[1], "两边的输出是同一次运行的（同一个内核进程号）"
+
+
+def test_cpu_seconds_count_the_kernels_work_not_its_waiting(tmp_path):
+    """执行预算按内核的 CPU 秒算笔记本：忙着算的时间算进去，等待（sleep、被别的进程抢走 CPU）不算。"""
+    busy = "import time\nend = time.process_time() + 1.0\nwhile time.process_time() < end:\n    pass"
+    job = tiny(tmp_path, "cpu", [busy, "time.sleep(2)"])
+    run = runner(tmp_path)
+    run.start([job])
+    run.finish()
+    assert job.cpu_seconds >= 1.0, job.cpu_seconds
+    assert job.cpu_seconds <= job.seconds - 1.5, (job.cpu_seconds, job.seconds)
+    again = tiny(tmp_path, "cpu", [busy, "time.sleep(2)"])
+    cached = runner(tmp_path)
+    cached.start([again])
+    cached.finish()
+    assert again.cached and again.cpu_seconds == job.cpu_seconds, "取自缓存时是当初那次运行的 CPU 秒"
+
+
 def test_failure_names_the_notebook_page_and_error(tmp_path):
     job = tiny(tmp_path, "bad", ["raise ValueError('只在笔记本里出错')"])
     job.nb["cells"][0]["metadata"]["hello_pytorch"]["include"] = "snippets/bad.py:boom"

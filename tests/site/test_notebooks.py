@@ -93,6 +93,20 @@ def downloaded(built_site, notebook_manifest) -> dict[str, nbformat.NotebookNode
     }
 
 
+def test_the_test_sessions_prefetch_computes_the_builds_notebook_keys(downloaded):
+    """tests/prefetch.py 在测试会话开始时就运行笔记本，整站构建取用它写下的输出：两边的缓存键必须相同，
+    否则预取白做、构建把每本再运行一遍（测试照样通过，只是慢）。键只取决于代码单元格和环境。"""
+    from hello_build.execute import fingerprint
+    from hello_build.notebooks.run import output_key
+    from hello_build.settings import Settings
+    from tests.prefetch import notebook_jobs
+
+    prefetched = {job.page: job.key for job in notebook_jobs(Settings.read(ROOT))}
+    built = {page: output_key(nb, fingerprint()) for page, nb in downloaded.items()}
+    differ = sorted(page for page in built if prefetched.get(page) != built[page])
+    assert sorted(prefetched) == sorted(built) and not differ, f"预取与构建的笔记本代码不同：{differ}"
+
+
 def test_every_page_with_code_has_exactly_one_notebook(built_site, notebook_manifest):
     assert sorted(notebook_manifest) == code_pages(), "有代码的页面与有笔记本的页面应一一对应"
     on_site = sorted(
