@@ -2,7 +2,6 @@
 
 # --8<-- [start:count]
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 torch.manual_seed(0)
@@ -35,22 +34,6 @@ print(
     f"**${mantissa} \\times 10^{{{int(exponent)}}}$** 倍，相差约 {int(exponent)} 个数量级。"
 )
 # --8<-- [end:summary]
-
-# --8<-- [start:sdpa]
-# 形状：(批大小, 注意力头数, 序列长度, 每个位置的向量维度)；PyTorch 的融合内核要求这样的 4 维输入
-q, k, v = (torch.randn(2, 2, 5, 8) for _ in range(3))
-
-# 按公式手写注意力：softmax(QK^T / sqrt(d)) V
-scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
-manual_attention = torch.softmax(scores, dim=-1) @ v
-# PyTorch 2.0 起的融合实现，一个函数完成同样的计算
-fused_attention = F.scaled_dot_product_attention(q, k, v)
-attention_matches = torch.allclose(manual_attention, fused_attention, atol=1e-5)
-print("输出形状:", tuple(fused_attention.shape))
-attention_max_diff = (manual_attention - fused_attention).abs().max().item()
-print("手写版与 scaled_dot_product_attention 一致（容差 1e-5）:", attention_matches)
-print(f"两者的最大绝对差: {attention_max_diff:.1e}")
-# --8<-- [end:sdpa]
 
 
 # --8<-- [start:exercise_count]
@@ -91,21 +74,3 @@ weight_gb = {name: n * bf16_bytes / 1e9 for name, n in model_sizes.items()}  # 1
 for name, gb in weight_gb.items():
     print(f"{name} 的 bf16 权重: {gb:g} GB")
 # --8<-- [end:exercise_memory]
-
-# --8<-- [start:exercise_scores]
-score_numels = {}
-for seq_len in (64, 128, 256, 512):
-    # 批大小 1、1 个头、每个位置 8 维，只把序列变长
-    q_long, k_long, v_long = (torch.randn(1, 1, seq_len, 8) for _ in range(3))
-    long_scores = q_long @ k_long.transpose(-2, -1) / q_long.shape[-1] ** 0.5
-    score_numels[seq_len] = long_scores.numel()
-    long_manual = torch.softmax(long_scores, dim=-1) @ v_long
-    long_fused = F.scaled_dot_product_attention(q_long, k_long, v_long)
-    print(
-        f"序列长度 {seq_len:3d}：scores 的形状 {tuple(long_scores.shape)}，{long_scores.numel():>7,} 个数，"
-        f"占 {long_scores.numel() * long_scores.element_size() / 1e6:.3f} MB；"
-        f"与融合版一致: {torch.allclose(long_manual, long_fused, atol=1e-5)}"
-    )
-very_long = 32768
-print(f"序列长度 {very_long}：scores 有 {very_long**2:,} 个数，float32 要 {very_long**2 * 4 / 1e9:.1f} GB")
-# --8<-- [end:exercise_scores]

@@ -320,3 +320,21 @@ for hidden in sorted(hidden_results):
     )
 print(f"对照：永远猜多数类的测试集准确率 {majority_acc:.3f}")
 # --8<-- [end:exercise_hidden]
+
+# --8<-- [start:exercise_scores]
+score_numels = {}
+for long_len in (64, 128, 256, 512):
+    # 批大小 1、1 个头、每个位置 8 维，只把序列变长
+    q_long, k_long, v_long = (torch.randn(1, 1, long_len, 8, generator=attn_generator) for _ in range(3))
+    long_scores = q_long @ k_long.transpose(-2, -1) / math.sqrt(q_long.shape[-1])
+    score_numels[long_len] = long_scores.numel()
+    long_manual = torch.softmax(long_scores, dim=-1) @ v_long
+    long_fused = F.scaled_dot_product_attention(q_long, k_long, v_long)
+    print(
+        f"序列长度 {long_len:3d}：scores 的形状 {tuple(long_scores.shape)}，{long_scores.numel():>7,} 个数，"
+        f"占 {long_scores.numel() * long_scores.element_size() / 1e6:.3f} MB；"
+        f"与融合版一致: {torch.allclose(long_manual, long_fused, atol=1e-5)}"
+    )
+very_long = 32768
+print(f"序列长度 {very_long}：scores 有 {very_long**2:,} 个数，float32 要 {very_long**2 * 4 / 1e9:.1f} GB")
+# --8<-- [end:exercise_scores]

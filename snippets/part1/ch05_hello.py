@@ -130,32 +130,6 @@ print("权重形状:", tuple(model.fc1.weight.shape), "  偏置形状:", tuple(m
 print("参数总数:", sum(p.numel() for p in model.parameters()))
 # --8<-- [end:model]
 
-# --8<-- [start:loss_choice]
-demo_targets = torch.tensor([[1.0], [1.0]])
-
-# 写法一：logits 直接进 BCEWithLogitsLoss
-demo_logits = torch.tensor([[3.0], [-120.0]], requires_grad=True)
-with_logits = nn.BCEWithLogitsLoss(reduction="none")(demo_logits, demo_targets)
-with_logits.sum().backward()
-grad_with_logits = demo_logits.grad.flatten()
-
-# 写法二：先 sigmoid 变成概率，再进 BCELoss
-demo_logits = torch.tensor([[3.0], [-120.0]], requires_grad=True)
-sigmoid_then_bce = nn.BCELoss(reduction="none")(torch.sigmoid(demo_logits), demo_targets)
-sigmoid_then_bce.sum().backward()
-grad_sigmoid_bce = demo_logits.grad.flatten()
-
-print("logits:                ", demo_logits.detach().flatten().tolist())
-print("BCEWithLogitsLoss 损失:", [round(v, 4) for v in with_logits.detach().flatten().tolist()])
-print("sigmoid + BCELoss 损失:", [round(v, 4) for v in sigmoid_then_bce.detach().flatten().tolist()])
-print("BCEWithLogitsLoss 梯度:", [round(v, 4) for v in grad_with_logits.tolist()])
-print("sigmoid + BCELoss 梯度:", [round(v, 4) for v in grad_sigmoid_bce.tolist()])
-# 不四舍五入，直接看 logit 为 3 时两种写法差多少
-loss_gap_at_3 = (with_logits[0] - sigmoid_then_bce[0]).abs().item()
-grad_gap_at_3 = (grad_with_logits[0] - grad_sigmoid_bce[0]).abs().item()
-print(f"logit 为 3 时两种写法之差：损失 {loss_gap_at_3:.1e}，梯度 {grad_gap_at_3:.1e}")
-# --8<-- [end:loss_choice]
-
 # --8<-- [start:train]
 num_epochs = 100
 train_losses, test_losses = [], []
@@ -243,7 +217,7 @@ print(
 
 # --8<-- [start:exercise_lr]
 def train_hello(X, y, lr=0.1, epochs=num_epochs, make_model=SimpleModel, make_optimizer=optim.SGD, seed=0):
-    """按第 4 步的循环（每轮用全部样本更新一次）重新训练一个模型；返回模型和每轮的训练损失。"""
+    """按第 3 步的循环（每轮用全部样本更新一次）重新训练一个模型；返回模型和每轮的训练损失。"""
     torch.manual_seed(seed)  # 固定初始参数：下面每次只改一处设置，其余都相同
     net = make_model()
     opt = make_optimizer(net.parameters(), lr=lr)

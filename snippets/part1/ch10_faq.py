@@ -1,4 +1,4 @@
-"""第 10 章：常见问题——检查安装、调试 NaN、加速、形状错误、梯度累加、随机种子。"""
+"""第 10 章：常见问题——检查安装、调试 NaN、加速、形状错误、随机种子。"""
 
 # --8<-- [start:install]
 import platform
@@ -94,20 +94,6 @@ right = torch.randn(4, 10)  # (样本数, 特征数)
 print("改正后输出形状:", tuple(layer(right).shape))
 # --8<-- [end:shape]
 
-# --8<-- [start:accumulate]
-w = torch.tensor(3.0, requires_grad=True)
-(w**2).backward()
-grad_once = w.grad.item()
-(w**2).backward()  # 没有清零，又算了一次
-grad_twice = w.grad.item()
-w.grad = None  # optimizer.zero_grad() 做的就是这件事
-(w**2).backward()
-grad_after_reset = w.grad.item()
-print("第一次 backward 后:", grad_once)
-print("不清零再 backward 一次:", grad_twice)
-print("清零后再 backward:", grad_after_reset)
-# --8<-- [end:accumulate]
-
 # --8<-- [start:seed]
 torch.manual_seed(42)
 first_draw = torch.randn(3)
@@ -161,27 +147,6 @@ for training in (True, False):
             f"{mode}，{'在' if use_no_grad else '不在'} no_grad 里：两次输出相同 {same}，记录了计算图 {graph}"
         )
 # --8<-- [end:exercise_eval]
-
-# --8<-- [start:exercise_accumulate]
-torch.manual_seed(0)
-batch_x, batch_y = inputs[:8], torch.randn(8, 10)
-loss_fn = nn.MSELoss()  # 默认对批里的样本取平均
-
-
-def grads_after(chunks, scale):
-    """把 8 个样本分成 chunks 份，逐份 backward（损失乘 scale），返回累加出的梯度。"""
-    model.zero_grad()
-    for xb, yb in zip(batch_x.chunk(chunks), batch_y.chunk(chunks), strict=True):
-        (loss_fn(model(xb), yb) * scale).backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
-
-
-full_grad = grads_after(1, 1.0)  # 一次送整批 8 个
-scaled_grad = grads_after(2, 0.5)  # 两份各 4 个，每份的损失除以 2
-unscaled_grad = grads_after(2, 1.0)  # 两份各 4 个，忘了除以 2
-print(f"整批 和 两份（损失除以 2）的梯度最大差值: {(scaled_grad - full_grad).abs().max().item():.1e}")
-print(f"两份（损失不除以 2）的梯度是整批的 {(unscaled_grad.norm() / full_grad.norm()).item():.4f} 倍")
-# --8<-- [end:exercise_accumulate]
 
 # --8<-- [start:exercise_shapes]
 shape_results = {}

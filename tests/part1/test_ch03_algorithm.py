@@ -1,5 +1,6 @@
 """第 3 章：训练流程真的学会了圆内/圆外分类；torch.compile 与 eager 一致；SDPA 等于手写的注意力公式。"""
 
+import itertools
 import math
 
 import pytest
@@ -105,6 +106,18 @@ def test_sdpa_equals_manual_formula(run_snippet):
     torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v), manual)
 
 
+def test_fused_kernels_need_4d_input(run_snippet):
+    # 页面说：条件不满足时（例如输入不是 4 维）退回按公式计算；只允许 FlashAttention 内核时，3 维输入找不到可用的实现
+    ns = run_snippet(SNIPPET).ns
+    q3, k3, v3 = ns["Q"][:, 0], ns["K"][:, 0], ns["V"][:, 0]
+    flash_only = sdpa_kernel(SDPBackend.FLASH_ATTENTION)
+    with flash_only, pytest.warns(UserWarning), pytest.raises(RuntimeError, match="No available kernel"):
+        F.scaled_dot_product_attention(q3, k3, v3)
+    # 默认调用对 3 维输入也能算，结果仍等于手写公式
+    manual = torch.softmax(q3 @ k3.transpose(-2, -1) / math.sqrt(ns["d_k"]), dim=-1) @ v3
+    torch.testing.assert_close(F.scaled_dot_product_attention(q3, k3, v3), manual)
+
+
 def test_causal_mask_hides_the_future(run_snippet):
     ns = run_snippet(SNIPPET).ns
     Q, K, V = ns["Q"], ns["K"], ns["V"]
@@ -162,3 +175,15 @@ def test_exercise_hidden_width_two_is_too_few_and_sixty_four_is_not_worse(run_sn
     assert results[2][1] > ns["majority_acc"], "但仍比瞎猜好"
     assert results[64][0][-1] < results[16][0][-1], "64 个神经元的训练损失更低"
     assert results[64][1] >= results[16][1], "64 个神经元的测试集准确率不低于 16 个"
+
+
+def test_exercise_attention_scores_grow_with_the_square_of_the_sequence(run_snippet):
+    run = run_snippet(SNIPPET)
+    numels = run.ns["score_numels"]
+    assert numels == {n: n * n for n in (64, 128, 256, 512)}, f"scores 应有 序列长度² 个数：{numels}"
+    for short, long in itertools.pairwise(sorted(numels)):
+        assert numels[long] == 4 * numels[short], "序列长度翻倍，scores 变成 4 倍"
+    # 融合版与手写版在每个长度上都一致（页面的每一行末尾是 True）
+    assert run.stdout.count("与融合版一致: True") == 4
+    assert "与融合版一致: False" not in run.stdout
+    assert "序列长度 32768：scores 有 1,073,741,824 个数，float32 要 4.3 GB" in run.stdout
