@@ -28,7 +28,7 @@ class GPTConfig:
     n_layer: int = 2  # Transformer 块的个数 L
     n_head: int = 4  # 注意力头数
     n_embd: int = 64  # 每个字符的向量维度 d
-    tie_weights: bool = False  # 输出层是否与词嵌入共用权重
+    tie_weights: bool = False  # 输出层是否与词元嵌入共用权重
     gelu: str = "none"  # GELU 怎么算："none" 按定义精确计算，"tanh" 是 GPT-2 用的近似（第 8 页）
 
 
@@ -261,7 +261,7 @@ def train(
     generator = torch.Generator().manual_seed(seed)  # 小批量的抽样顺序只由 seed 决定
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    # 学习率先线性升温，再按余弦曲线降到 0
+    # 学习率先线性预热，再按余弦曲线降到 0
     warmup = max(1, min(50, steps // 10))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * s / steps))

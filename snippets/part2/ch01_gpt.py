@@ -229,8 +229,8 @@ with torch.no_grad():
 order_blind_diff = (last_without[0] - last_without[1]).abs().max().item()
 order_aware_diff = (last_with[0] - last_with[1]).abs().max().item()
 print("因果注意力，“=”位置的输出：'37+48=' 与 '73+84=' 的最大差别")
-print(f"  只有词嵌入:        {order_blind_diff:.1e}")
-print(f"  词嵌入 + 位置嵌入: {order_aware_diff:.4f}")
+print(f"  只有词元嵌入:        {order_blind_diff:.1e}")
+print(f"  词元嵌入 + 位置嵌入: {order_aware_diff:.4f}")
 # --8<-- [end:order]
 
 # --8<-- [start:gelu]
@@ -448,7 +448,7 @@ def numel(module: torch.nn.Module) -> int:
 
 L, d, V, T = config.n_layer, config.n_embd, config.vocab_size, config.block_size
 parts = {
-    "词嵌入 tok_emb（V·d）": numel(model.tok_emb),
+    "词元嵌入 tok_emb（V·d）": numel(model.tok_emb),
     "位置嵌入 pos_emb（T·d）": numel(model.pos_emb),
     **{f"第 {i} 个块 blocks[{i}]": numel(block) for i, block in enumerate(model.blocks)},
     "最后的 LayerNorm ln_f（2d）": numel(model.ln_f),
@@ -466,7 +466,7 @@ print(f"公式 L(12d²+13d) + Vd + Td + 2d + Vd = {formula_total:,}，与实际�
 
 tied_model = GPT(replace(config, tie_weights=True))
 tied_total = count_parameters(tied_model)
-print(f"输出层与词嵌入绑定（tie_weights=True）时：{tied_total:,}，少了 V·d = {total - tied_total:,}")
+print(f"输出层与词元嵌入绑定（tie_weights=True）时：{tied_total:,}，少了 V·d = {total - tied_total:,}")
 # --8<-- [end:count]
 
 # --8<-- [start:count_summary]
@@ -478,7 +478,7 @@ print(
 # --8<-- [end:count_summary]
 
 # --8<-- [start:gpt2]
-# GPT-2 small 的配置：12 层，d = 768，词表 50257，上下文 1024，输出层与词嵌入绑定
+# GPT-2 small 的配置：12 层，d = 768，词表 50257，上下文 1024，输出层与词元嵌入绑定
 gpt2 = {"L": 12, "d": 768, "V": 50257, "T": 1024}
 gpt2_rule = 12 * gpt2["L"] * gpt2["d"] ** 2
 gpt2_total = (
@@ -486,8 +486,8 @@ gpt2_total = (
 )
 print(
     f"GPT-2 small 有 $L = {gpt2['L']}$、$d = {gpt2['d']}$，$12Ld^2$ = {gpt2_rule:,}；"
-    f"它的词表有 {gpt2['V']:,} 个词，词嵌入就有 {gpt2['V'] * gpt2['d']:,} 个参数。"
-    f"输出层与词嵌入绑定，代入上面的公式（去掉最后一项 $Vd$）得到 **{gpt2_total:,}** 个参数，"
+    f"它的词表有 {gpt2['V']:,} 个词元，词元嵌入就有 {gpt2['V'] * gpt2['d']:,} 个参数。"
+    f"输出层与词元嵌入绑定，代入上面的公式（去掉最后一项 $Vd$）得到 **{gpt2_total:,}** 个参数，"
     f"$12Ld^2$ 只占其中的 {gpt2_rule / gpt2_total:.1%}：词表大时，嵌入不可忽略。"
 )
 # --8<-- [end:gpt2]

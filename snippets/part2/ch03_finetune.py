@@ -35,12 +35,12 @@ start_add_accuracy = accuracy(pretrained.model, add.test)
 print(f"预训练模型：减法测试集准确率 {start_sub_accuracy:.1%}，加法测试集准确率 {start_add_accuracy:.1%}")
 print(f"它在减法题上给出的答案，有 {answers_sum_share:.1%} 恰好等于两数之和")
 
-# 预训练时 "-" 从没出现过：它那一行词嵌入的梯度一直是 0，AdamW（不做权重衰减）一步也没有动它
+# 预训练时 "-" 从没出现过：它那一行词元嵌入的梯度一直是 0，AdamW（不做权重衰减）一步也没有动它
 torch.manual_seed(PRETRAIN["seed"])
 initial = GPT(pretrained.config)  # 预训练开始时的随机初始化
 minus = STOI["-"]
 minus_untouched = torch.equal(pretrained.model.tok_emb.weight[minus], initial.tok_emb.weight[minus])
-print("预训练之后，“-”的词嵌入与随机初始化时逐位相同:", minus_untouched)
+print("预训练之后，“-”的词元嵌入与随机初始化时逐位相同:", minus_untouched)
 # --8<-- [end:setup]
 
 # --8<-- [start:setup_summary]
@@ -326,10 +326,10 @@ from _tinygpt import STOI, VOCAB
 full_model = finetuned_model("full", results["full"]["lr"], SEEDS[0])  # 3.4 节训练过的那一次，直接读取
 before, after = pretrained.model.tok_emb.weight, full_model.tok_emb.weight
 row_change = ((after - before).norm(dim=1) / before.norm(dim=1)).tolist()
-print(f"全量微调（种子 {SEEDS[0]}）之后，每个字符的词嵌入变了多少（变化量的长度 ÷ 原来的长度）：")
+print(f"全量微调（种子 {SEEDS[0]}）之后，每个字符的词元嵌入变了多少（变化量的长度 ÷ 原来的长度）：")
 print("  " + "   ".join(f"{ch} {change:.3f}" for ch, change in zip(VOCAB, row_change, strict=True)))
 plus_untouched = torch.equal(after[STOI["+"]], before[STOI["+"]])
-print("“+”的词嵌入与微调前逐位相同:", plus_untouched)
+print("“+”的词元嵌入与微调前逐位相同:", plus_untouched)
 full_old_test = results["full"]["runs"][0]["old_test"]
 print(f"这个模型在加法测试集上的准确率：{full_old_test:.1%}（微调前 {start_add_accuracy:.1%}）")
 # --8<-- [end:exercise_embeddings]

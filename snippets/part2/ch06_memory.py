@@ -38,7 +38,7 @@ def llama_skeleton(d_model, n_layers, n_heads, n_kv_heads, d_ff, vocab):
         DecoderLayer(d_model, n_heads, n_kv_heads, d_ff, device="meta") for _ in range(n_layers)
     )
     model.norm = nn.RMSNorm(d_model, device="meta")
-    model.lm_head = nn.Linear(d_model, vocab, bias=False, device="meta")  # 输出层不与词嵌入共用权重
+    model.lm_head = nn.Linear(d_model, vocab, bias=False, device="meta")  # 输出层不与词元嵌入共用权重
     return model
 
 

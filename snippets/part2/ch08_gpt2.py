@@ -37,7 +37,7 @@ tiny_config = GPT2Config(
 torch.manual_seed(0)
 hf_model = GPT2LMHeadModel(tiny_config).eval()  # eval()：关掉 dropout，两边都是确定的计算
 print("激活函数:", tiny_config.activation_function, "  LayerNorm 的 eps:", tiny_config.layer_norm_epsilon)
-print("输出层与词嵌入绑定:", tiny_config.tie_word_embeddings)
+print("输出层与词元嵌入绑定:", tiny_config.tie_word_embeddings)
 for name, tensor in hf_model.state_dict().items():
     if not name.startswith("transformer.h.1."):  # 两个块的名字一样，只列第 0 块
         print(f"{name:<40} {tuple(tensor.shape)}")
@@ -106,7 +106,7 @@ def from_hf_gpt2(hf_state_dict: dict[str, torch.Tensor], hf_config: GPT2Config) 
     rules = weight_rules(config)
     state = {name: hf[hf_name].t() if transpose else hf[hf_name] for hf_name, name, transpose in rules}
     if config.tie_weights:
-        # 绑定时输出层就是词嵌入：GPT 里 head.weight 和 tok_emb.weight 是同一个参数
+        # 绑定时输出层就是词元嵌入：GPT 里 head.weight 和 tok_emb.weight 是同一个参数
         state["head.weight"] = state["tok_emb.weight"]
     # 每个权重都要用上：多出来的名字说明这个模型有本站的 GPT 没有的部分。
     # 绑定时的 lm_head.weight 就是 wte.weight；旧版 transformers 还把因果掩码存成 attn.bias，它不是参数
@@ -241,7 +241,7 @@ with tempfile.TemporaryDirectory() as folder:
     reloaded = GPT(model.config).eval()  # 先按配置建一个随机初始化的模型，再装入权重
     missing, unexpected = load_model(reloaded, path)
 print("load_model 报告缺少的、多余的名字:", sorted(missing), sorted(unexpected))
-print("读回后输出层与词嵌入仍是同一个参数:", reloaded.head.weight is reloaded.tok_emb.weight)
+print("读回后输出层与词元嵌入仍是同一个参数:", reloaded.head.weight is reloaded.tok_emb.weight)
 with torch.no_grad(), one_thread():
     reloaded_equal = torch.equal(reloaded(idx), model(idx))
 print("读回的模型与原模型的 logits 逐位相同:", reloaded_equal)

@@ -34,7 +34,7 @@ def test_parameter_count_matches_formula_exactly(config):
 
 def test_tied_head_shares_the_embedding():
     model = t.GPT(t.GPTConfig(tie_weights=True))
-    assert model.head.weight is model.tok_emb.weight, "tie_weights=True 时输出层与词嵌入应是同一个参数"
+    assert model.head.weight is model.tok_emb.weight, "tie_weights=True 时输出层与词元嵌入应是同一个参数"
     untied = t.GPT(t.GPTConfig())
     assert t.count_parameters(untied) - t.count_parameters(model) == 13 * 64
 

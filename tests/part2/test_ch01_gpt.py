@@ -20,7 +20,7 @@ def stdout(run_snippet):
     return run_snippet(SNIPPET).stdout
 
 
-# ---- 1.2 词嵌入 ----
+# ---- 1.2 词元嵌入 ----
 
 
 def test_embedding_lookup_is_a_one_hot_matmul(ns):
@@ -130,7 +130,7 @@ def test_attention_is_order_blind_without_position_embeddings(ns):
     perm = ns["perm"]
     assert not torch.equal(perm, torch.arange(4))
     torch.testing.assert_close(ns["shuffled_then_attend"], ns["attend_then_shuffle"])
-    assert ns["order_blind_diff"] < 1e-5, "只有词嵌入时，'=' 位置分不清两道题"
+    assert ns["order_blind_diff"] < 1e-5, "只有词元嵌入时，'=' 位置分不清两道题"
     assert ns["order_aware_diff"] > 1e-2, "加上位置嵌入后应当分得清"
 
 
@@ -208,7 +208,7 @@ def test_the_rest_is_embeddings_head_biases_and_layernorms(ns, stdout):
     """count_summary 说：12Ld² 之外剩下的是嵌入、输出层、偏置和 LayerNorm。"""
     config = ns["config"]
     L, d, V, T = config.n_layer, config.n_embd, config.vocab_size, config.block_size
-    rest = L * 13 * d + V * d + T * d + 2 * d + V * d  # 偏置与块内 LayerNorm、词嵌入、位置嵌入、ln_f、输出层
+    rest = L * 13 * d + V * d + T * d + 2 * d + V * d  # 偏置与块内 LayerNorm、词元嵌入、位置嵌入、ln_f、输出层
     assert ns["total"] - 12 * L * d**2 == rest
     assert "嵌入、输出层、偏置和 LayerNorm 加起来只占剩下的" in stdout
 

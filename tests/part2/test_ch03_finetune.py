@@ -19,14 +19,14 @@ def test_pretrained_model_starts_near_zero_on_the_new_task(ns):
 
 
 def test_how_the_pretrained_model_fails_is_generated(ns, run_snippet):
-    """3.1 节：错法（答案等于两数之和的比例）由数字生成；“-”的词嵌入在预训练中一步也没动。"""
+    """3.1 节：错法（答案等于两数之和的比例）由数字生成；“-”的词元嵌入在预训练中一步也没动。"""
     out = run_snippet(SNIPPET).stdout
     share = ns["answers_sum_share"]
     assert f"它的答案有 {share:.1%} 恰好是两数之和" in out or f"只有 {share:.1%}" in out
     if share > 0.5:
         assert "多数时候它把减号当成了加号" in out
-    assert ns["minus_untouched"] is True, "预训练从没见过“-”，它的词嵌入应保持随机初始化"
-    assert "“-”的词嵌入与随机初始化时逐位相同: True" in out
+    assert ns["minus_untouched"] is True, "预训练从没见过“-”，它的词元嵌入应保持随机初始化"
+    assert "“-”的词元嵌入与随机初始化时逐位相同: True" in out
 
 
 def test_sweep_note_names_ties_and_grid_edges(ns, run_snippet):
@@ -136,7 +136,7 @@ def test_exercise_chance_of_separated_ranges_by_enumeration(ns):
 
 
 def test_exercise_plus_embedding_is_untouched_yet_addition_is_forgotten(ns):
-    """练习 2：减法数据里没有 “+”，全量微调后它那一行词嵌入逐位不变，其余每一行都变了；加法照样几乎全忘。"""
+    """练习 2：减法数据里没有 “+”，全量微调后它那一行词元嵌入逐位不变，其余每一行都变了；加法照样几乎全忘。"""
     import torch
 
     before, after = ns["pretrained"].model.tok_emb.weight, ns["full_model"].tok_emb.weight

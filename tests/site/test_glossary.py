@@ -65,15 +65,6 @@ BANNED = {
     "升温": "预热",  # 学习率的 warmup
     "批量大小": "批大小",
 }
-# 还没改的文件：第二部分的 snippet 归主会话改（库文件 _tinygpt.py 的源码是实验结果缓存的键）。改好一个，
-# 这里对应的一项就会失败（strict），从这里删掉它
-BANNED_PENDING = {
-    "snippets/part2/_tinygpt.py",
-    "snippets/part2/ch01_gpt.py",
-    "snippets/part2/ch03_finetune.py",
-    "snippets/part2/ch06_memory.py",
-    "snippets/part2/ch08_gpt2.py",
-}
 
 
 @dataclass(frozen=True)
@@ -257,23 +248,7 @@ def banned_in(path: Path) -> list[str]:
     return [f"{path.relative_to(ROOT)}：“{bad}”应写作“{good}”" for bad, good in BANNED.items() if bad in text]
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            p,
-            id=p.relative_to(ROOT).as_posix(),
-            marks=pytest.mark.xfail(strict=True, reason="第二部分的 snippet 由主会话改")
-            if p.relative_to(ROOT).as_posix() in BANNED_PENDING
-            else (),
-        )
-        for p in reader_facing_files()
-    ],
-)
+@pytest.mark.parametrize("path", reader_facing_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_no_banned_variants(path):
     problems = banned_in(path)
     assert not problems, "\n".join(problems)
-
-
-def test_pending_files_exist():
-    assert {p for p in BANNED_PENDING if not (ROOT / p).is_file()} == set()
