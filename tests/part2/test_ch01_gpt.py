@@ -208,7 +208,8 @@ def test_the_rest_is_embeddings_head_biases_and_layernorms(ns, stdout):
     """count_summary 说：12Ld² 之外剩下的是嵌入、输出层、偏置和 LayerNorm。"""
     config = ns["config"]
     L, d, V, T = config.n_layer, config.n_embd, config.vocab_size, config.block_size
-    rest = L * 13 * d + V * d + T * d + 2 * d + V * d  # 偏置与块内 LayerNorm、词元嵌入、位置嵌入、ln_f、输出层
+    # 偏置与块内 LayerNorm、词元嵌入、位置嵌入、ln_f、输出层
+    rest = L * 13 * d + V * d + T * d + 2 * d + V * d
     assert ns["total"] - 12 * L * d**2 == rest
     assert "嵌入、输出层、偏置和 LayerNorm 加起来只占剩下的" in stdout
 
