@@ -76,21 +76,32 @@ def pytest_itemcollected(item):
 #   2. 用整站构建（built_site）的测试，最慢的浏览器检查排第一。整站只构建一次（见 built_site）：并行时先到的
 #      worker 构建，另一个等它。
 # （--dist loadgroup 在 pytest 9.2 上不起作用：xdist 3.8 改写的是 pytest 已经不用的 item._nodeid。）
+_BUILT: set[Path] = set()  # 用到整站构建的测试文件
+
+
+def _order(item) -> tuple[int, int]:
+    if item.path in _BUILT:
+        return 2, 0 if item.path.name == "test_browser.py" else 1
+    return (1 if item.path.parent.name == "site" else 0), 0
+
+
 def pytest_collection_modifyitems(config, items):
-    built = {item.path for item in items if "built_site" in item.fixturenames}
+    _BUILT.update(item.path for item in items if "built_site" in item.fixturenames)
+    items.sort(key=_order)  # sort 是稳定的：同一类里保持收集的顺序
 
-    def order(item) -> tuple[int, int]:
-        if item.path in built:
-            return 2, 0 if item.path.name == "test_browser.py" else 1
-        return (1 if item.path.parent.name == "site" else 0), 0
 
-    items.sort(key=order)  # sort 是稳定的：同一类里保持收集的顺序
+def pytest_runtest_setup(item):
+    """snippet 测试（第 0 类）都跑完了，执行缓存就齐了：这时就在后台开始整站构建，和只建临时小站点的测试
+    （第 1 类，单线程）同时进行，用上另一个核；用到它的测试（第 2 类）再等它完成（见 built_site）。"""
+    if _BUILT and _order(item)[0] >= 1:
+        _start_full_build()
 
 
 def pytest_unconfigure(config):
-    if _prefetch is not None and _prefetch.poll() is None:
-        os.killpg(_prefetch.pid, signal.SIGKILL)
-        _prefetch.wait()
+    for process in (_prefetch, _full_build):
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
     if _OWNER:
         shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
@@ -142,12 +153,22 @@ def mkdocs_build(
     默认是冷构建（不读任何旧缓存）。share_cache=True 时与本次测试会话共用缓存目录：它是会话开始时新建的，
     snippet 测试已经把代码块的输出写了进去。offline=True 时在没有网络的命名空间里构建（unshare --net）。
     """
+    command, env = _mkdocs_command(config, site_dir, offline, share_cache, **env_extra)
+    return _build(command, cwd, env, share_cache, timeout)
+
+
+def _mkdocs_command(
+    config: Path, site_dir: Path, offline: bool, share_cache: bool, **env_extra: str
+) -> tuple[list[str], dict]:
     env = {
         **os.environ,
         "NO_MKDOCS_2_WARNING": "1",
         "HELLO_PYTORCH_COLD": "0" if share_cache else "1",
         **env_extra,
     }
+    if not share_cache:
+        for variable in SESSION_VARIABLES:
+            env.pop(variable, None)
     prefix = OFFLINE_PREFIX if offline else []
     command = [
         *prefix,
@@ -161,7 +182,7 @@ def mkdocs_build(
         "-d",
         str(site_dir),
     ]
-    return _build(command, cwd, env, share_cache, timeout)
+    return command, env
 
 
 def zensical_build(
@@ -175,8 +196,7 @@ def zensical_build(
 def _build(command: list[str], cwd: Path, env: dict, share_cache: bool, timeout: int):
     """运行一次构建，stdout 与 stderr 合并；不共用会话缓存时去掉会话的缓存变量（读不到会话里的任何东西）。"""
     if not share_cache:
-        for variable in SESSION_VARIABLES:
-            env.pop(variable, None)
+        env = {key: value for key, value in env.items() if key not in SESSION_VARIABLES}
     return subprocess.run(
         command,
         cwd=cwd,
@@ -206,18 +226,44 @@ class BuiltSite:
         return [html_lib.unescape(_TAG.sub("", block)) for block in _TEXT_BLOCK.findall(self.html(page))]
 
 
+_full_build: subprocess.Popen | None = None
+
+
+def _start_full_build() -> None:
+    """在后台开始整站构建，输出写进会话目录里的 built-site.log（不用 pytest-xdist 时；并行时由 built_site 构建）。"""
+    global _full_build
+    if _full_build is not None or WORKER is not None:
+        return
+    command, env = _mkdocs_command(
+        ROOT / "mkdocs.yml", _SESSION_DIR / "built-site", can_unshare_net(), share_cache=True
+    )
+    log = (_SESSION_DIR / "built-site.log").open("w", encoding="utf-8")
+    _full_build = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
 @pytest.fixture(scope="session")
 def built_site() -> BuiltSite:
     """整个网站的严格构建，一次测试会话只做一次；缓存是本会话新建的（不读会话开始之前的任何东西），snippet 测试
-    已经运行过的代码块直接取用。能断网时就在断网的命名空间里构建。
+    已经运行过的代码块直接取用。能断网时就在断网的命名空间里构建。snippet 测试跑完时它已经在后台开始了
+    （pytest_runtest_setup），这里等它完成。
 
     两个 pytest-xdist 进程都要用它时，先拿到文件锁的那个构建，另一个等它构建完，读同一个目录和日志。"""
     site_dir = _SESSION_DIR / "built-site"
     log_file, status_file = _SESSION_DIR / "built-site.log", _SESSION_DIR / "built-site.status"
     offline = can_unshare_net()
+    _start_full_build()
     with (_SESSION_DIR / "built-site.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not status_file.exists():
+        if not status_file.exists() and _full_build is not None:
+            try:
+                code = _full_build.wait(timeout=BUILD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(_full_build.pid, signal.SIGKILL)
+                code = f"超过 {BUILD_TIMEOUT} 秒"
+            status_file.write_text(str(code), encoding="utf-8")
+        elif not status_file.exists():
             result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, offline=offline, share_cache=True)
             log_file.write_text(result.stdout, encoding="utf-8")
             status_file.write_text(str(result.returncode), encoding="utf-8")
