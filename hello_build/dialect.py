@@ -142,10 +142,34 @@ def first_line(root: Path, target: Target | str) -> int:
     return start + 2
 
 
+_LIBRARY_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(_\w+)[ \t]+import\b|import[ \t]+(_\w+))", re.MULTILINE)
+
+
 def libraries(root: Path, page: str) -> list[Path]:
     """页面旁边的库模块：docs/part2/x.md 的 snippet 可以导入 snippets/part2/_*.py。"""
-    folder = root / "snippets" / Path(page).parent
-    return sorted(folder.glob("_*.py")) if Path(page).parent != Path(".") else []
+    if Path(page).parent == Path("."):
+        return []
+    return folder_libraries(root, root / "snippets" / Path(page).parent)
+
+
+def folder_libraries(root: Path, folder: Path) -> list[Path]:
+    """一个 snippet 目录里的库模块 _*.py，加上它们（间接地）导入的别的部分的库模块——例如第三部分的 worker 导入
+    第二部分的 snippets/part2/_tinygpt.py。执行缓存的键和笔记本写出的文件都要包括它们：改了别的部分的库，
+    用到它的页面也要重新运行，下载的笔记本里也要有它。"""
+    found = sorted(folder.glob("_*.py"))
+    queue = list(found)
+    while queue:
+        text = queue.pop().read_text(encoding="utf-8")
+        for match in _LIBRARY_IMPORT.finditer(text):
+            name = f"{match[1] or match[2]}.py"
+            if (folder / name).exists():
+                continue
+            elsewhere = sorted((root / "snippets").glob(f"*/{name}"))
+            for path in elsewhere[:1]:  # 同名的库只有一个（tests/site/test_structure.py 检查）
+                if path not in found:
+                    found.append(path)
+                    queue.append(path)
+    return found
 
 
 def segments(lines: list[str]) -> list[tuple]:

@@ -37,7 +37,7 @@ import markdown_exec
 from markupsafe import Markup
 
 from hello_build import figures
-from hello_build.dialect import MEASURE_OPTION, Target, first_line, measure_option
+from hello_build.dialect import MEASURE_OPTION, Target, first_line, folder_libraries, measure_option
 from hello_build.settings import TIMEOUT_ENV, Settings
 from hello_build.store import Store
 
@@ -143,7 +143,11 @@ class Executor:
                 if block_id and ":" in block_id
                 else None
             )
-            libraries = sorted(folder.glob("_*.py")) if folder and folder != self.settings.snippets else []
+            libraries = (
+                folder_libraries(self.settings.root, folder)
+                if folder and folder != self.settings.snippets
+                else []
+            )
             self.start_page(self.page, {name}, libraries)
         return self.sessions[(self.page, name)]
 

@@ -102,11 +102,13 @@ def display_as(kind, cell):
 
 LIBRARY_CELL = """\
 # 准备：本章的代码导入同目录的库模块（网站仓库里的 {folder}/ 下的文件）。
-# 下面的单元把它们原样写进当前目录下的 {folder}/，这里先建好目录、加进模块搜索路径。
+# 下面的单元把它们（连同它们导入的别的部分的库模块）原样写进当前目录下的同一位置，这里先建好目录、
+# 把 {folder}/ 加进模块搜索路径。
 import sys
 from pathlib import Path
 
-Path("{folder}").mkdir(parents=True, exist_ok=True)
+for folder in {folders}:
+    Path(folder).mkdir(parents=True, exist_ok=True)
 sys.path.insert(0, str(Path("{folder}").resolve()))
 """
 
@@ -269,7 +271,9 @@ def make_notebook(source: PageSource) -> dict:
     if kinds & {"markdown", "html"}:
         add("code", DISPLAY_CELL, hello_pytorch={"role": "setup"})
     if modules:
-        add("code", LIBRARY_CELL.format(folder=folder), hello_pytorch={"role": "setup"})
+        others = {library.parent.relative_to(source.root).as_posix() for library in modules} - {folder}
+        folders = [folder, *sorted(others)]
+        add("code", LIBRARY_CELL.format(folder=folder, folders=folders), hello_pytorch={"role": "setup"})
         for library in modules:
             rel = library.relative_to(source.root).as_posix()
             add(

@@ -132,3 +132,22 @@ def test_libraries_are_the_private_modules_next_to_the_page(tmp_path):
         (tmp_path / "snippets" / "part2" / name).write_text("", encoding="utf-8")
     assert [p.name for p in dialect.libraries(tmp_path, "part2/page.md")] == ["_lib.py", "_other.py"]
     assert dialect.libraries(tmp_path, "index.md") == []
+
+
+def test_libraries_include_what_they_import_from_other_parts(tmp_path):
+    """第三部分的 worker 导入第二部分的 _tinygpt：它也是这一页的库（缓存键、笔记本写出的文件），间接导入的也算。"""
+    files = {
+        "part2/_gpt.py": "from _data import rows\n",
+        "part2/_data.py": "rows = 3\n",
+        "part2/_unused.py": "",
+        "part3/_worker.py": "import os\nfrom _gpt import GPT  # 第二部分的库\nimport _helper\n",
+        "part3/_helper.py": "",
+        "part3/page.py": "from _worker import run\n",
+    }
+    for name, text in files.items():
+        (tmp_path / "snippets" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "snippets" / name).write_text(text, encoding="utf-8")
+    found = [
+        p.relative_to(tmp_path / "snippets").as_posix() for p in dialect.libraries(tmp_path, "part3/page.md")
+    ]
+    assert found == ["part3/_helper.py", "part3/_worker.py", "part2/_gpt.py", "part2/_data.py"]
