@@ -176,8 +176,11 @@ for rank, lines in fsdp_logs.items():
             print(f"[rank {rank}] {line}")
 gpt = [torch.load(OUT / f"gpt{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE)]
 runs = gpt[0]  # rank 0 的记录
+# --8<-- [end:gpt_run]
+
+# --8<-- [start:gpt_table]
 print(
-    "\n| 做法 | 为反向传播保存的字节 | 与 fp32 相比 | 第 0 个块每步前向 | 训练状态（字节/参数） | 第 1 步 → 最后一步的损失 |"
+    "| 做法 | 为反向传播保存的字节 | 与 fp32 相比 | 第 0 个块每步前向 | 训练状态（字节/参数） | 第 1 步 → 最后一步的损失 |"
 )
 print("|---|---:|---:|---:|---:|---|")
 for name, run in runs.items():
@@ -186,7 +189,7 @@ for name, run in runs.items():
         f"| {run['block_calls']} 遍 | {run['state_bytes'] / run['local_params']:g} "
         f"| {run['losses'][0]:.4f} → {run['losses'][-1]:.4f} |"
     )
-# --8<-- [end:gpt_run]
+# --8<-- [end:gpt_table]
 
 # --8<-- [start:gpt_results]
 STEPS_GPT = len(runs["fp32"]["losses"])
@@ -308,7 +311,7 @@ total = {  # 每张卡：训练状态 + 激活值
 }
 print(
     f"按同样的结构放大到 GPT-3 6.7B 的形状（{BIG.n_layer} 层、d = {BIG.n_embd}、{BIG.n_head} 个头），"
-    f"bf16 计算、每条序列 {SEQ} 个词元，各块为反向传播保存的激活值每条序列："
+    f"bf16 计算，每条序列 {SEQ} 个词元，各块为反向传播保存的激活值："
     f"不用检查点 **{no_recompute / GB:.1f} GB**；用检查点只留下各块的输入 {inputs_only / GB:.2f} GB，"
     f"反向传播时再加上正在重算的那一个块 {one_block / GB:.2f} GB，共 **{with_recompute / GB:.2f} GB**。"
     f"2.1 节的表里，7B 模型在 8 张卡上用 ZeRO-3，每张卡的训练状态是 {state_7b_8:.1f} GB；"
