@@ -5,7 +5,8 @@
     torchrun --standalone --nproc_per_node 2 snippets/part3/_ddp_worker.py --demo train --out /tmp/ddp
 
 ``--demo allreduce`` 演示一次 ``dist.all_reduce``；``--demo train`` 用 DistributedDataParallel 训练一个小模型，
-每个 rank 把最终参数写到 ``--out`` 目录里的 ``rank{r}.pt``。导入本模块没有副作用（不初始化进程组、不打印），
+每个 rank 把最终参数写到 ``--out`` 目录里的 ``rank{r}.pt``。``--demo accumulate`` 用梯度累积训练两遍
+（用与不用 ``no_sync``），用通信钩子数 all-reduce 的次数。导入本模块没有副作用（不初始化进程组、不打印），
 所以第 1 页的 snippet 可以导入同一份 ``make_data``、``make_model`` 做单进程的对照训练，第 2 页的 worker
 导入 ``setup``、``log``，两页的 snippet 都用 ``run_torchrun`` 启动 worker。
 每个片段在某一页上显示一次：全部在第三部分第 1 页。
@@ -195,6 +196,72 @@ def train_ddp(
 # --8<-- [end:train]
 
 
+# --8<-- [start:accumulate]
+from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+ACCUMULATION = 2  # 每 ACCUMULATION 个微批量才更新一次参数（梯度累积的 k）
+
+
+def count_allreduces(model: DDP) -> list[int]:
+    """给 DDP 装一个通信钩子：它仍然调用默认的 allreduce_hook，只是先记下这次 all-reduce 的桶有几个数。
+
+    DDP 每当一个桶的梯度都算好，就调用一次钩子，钩子返回的 Future 完成时桶里是平均梯度。"""
+    calls: list[int] = []
+
+    def hook(state: object, bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+        calls.append(bucket.buffer().numel())
+        return allreduce_hook(state, bucket)  # state 是进程组，None 表示全部进程
+
+    model.register_comm_hook(None, hook)
+    return calls
+
+
+def train_accumulate(rank: int, world_size: int, device: torch.device, out_dir: Path, no_sync: bool) -> None:
+    """梯度累积：每个微批量照常前向、反向，梯度在 .grad 里累加，ACCUMULATION 个微批量之后才更新一次参数。
+    no_sync=True 时，前 ACCUMULATION - 1 个微批量在 model.no_sync() 里算，不做 all-reduce。"""
+    dataset = make_data()
+    sampler = make_sampler(dataset, rank, world_size)
+    loader = make_loader(dataset, sampler)
+    model = DDP(make_model().to(device))
+    calls = count_allreduces(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    losses, calls_per_step = [], []
+    for epoch in range(EPOCHS):
+        sampler.set_epoch(epoch)
+        for i, (x, y) in enumerate(loader):
+            x, y = x.to(device), y.to(device)
+            boundary = (i + 1) % ACCUMULATION == 0  # 这个微批量之后更新参数
+            # 前向也要放在 no_sync 里面：DDP 在前向时就决定这一次反向要不要同步
+            skip_sync = no_sync and not boundary
+            with model.no_sync() if skip_sync else contextlib.nullcontext():
+                loss = nn.functional.mse_loss(model(x), y)
+                (loss / ACCUMULATION).backward()  # 除以 k：累加起来正好是 k 个微批量的平均梯度
+            losses.append(loss.item())
+            if boundary:
+                optimizer.step()
+                optimizer.zero_grad()
+                calls_per_step.append(len(calls) - sum(calls_per_step))
+    label = "用 no_sync" if no_sync else "不用 no_sync"
+    log(
+        f"{label}：{len(calls_per_step)} 步共 {len(calls)} 次 all-reduce，每步 {calls_per_step}，"
+        f"每次的桶里 {sorted(set(calls))} 个数"
+    )
+    state = {name: p.detach().cpu() for name, p in model.module.state_dict().items()}
+    suffix = "no_sync" if no_sync else "sync"
+    torch.save(
+        {
+            "state": state,
+            "losses": torch.tensor(losses),
+            "calls_per_step": calls_per_step,
+            "bucket_sizes": calls,
+        },
+        out_dir / f"accumulate_{suffix}_rank{rank}.pt",
+    )
+
+
+# --8<-- [end:accumulate]
+
+
 # --8<-- [start:launcher]
 class DistributedRunError(RuntimeError):
     """分布式运行失败或超时；错误信息里有每个 rank 的全部输出。"""
@@ -263,7 +330,7 @@ def run_torchrun(worker: Path, *args: str, nproc: int = 2, timeout: float = 120)
 # --8<-- [start:main]
 def main() -> None:
     parser = argparse.ArgumentParser(description="数据并行 worker：每个 rank 运行一份")
-    parser.add_argument("--demo", choices=["allreduce", "train"], default="train")
+    parser.add_argument("--demo", choices=["allreduce", "train", "accumulate"], default="train")
     parser.add_argument("--out", type=Path, required=True, help="各 rank 写结果文件的目录")
     parser.add_argument("--crash-rank", type=int, help="让这个 rank 在第 1 步后抛出异常（测试用）")
     parser.add_argument("--hang-rank", type=int, help="让这个 rank 在第 1 步后卡住（测试用）")
@@ -272,6 +339,10 @@ def main() -> None:
     def work(rank: int, world_size: int, device: torch.device) -> None:
         if args.demo == "allreduce":
             demo_allreduce(rank, world_size, device, args.out)
+        elif args.demo == "accumulate":  # 同一次启动里两种做法各训练一遍
+            log(f"梯度累积：每 {ACCUMULATION} 个微批量（每个 {LOCAL_BATCH} 个样本）更新一次参数")
+            for no_sync in (False, True):
+                train_accumulate(rank, world_size, device, args.out, no_sync)
         else:
             train_ddp(rank, world_size, device, args.out, args.crash_rank, args.hang_rank)
 

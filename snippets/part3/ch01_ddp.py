@@ -129,6 +129,72 @@ print(
 )
 # --8<-- [end:summary]
 
+# --8<-- [start:accumulate]
+from _ddp_worker import ACCUMULATION
+
+print(
+    f"torchrun --standalone --nproc_per_node {WORLD_SIZE} {WORKER.as_posix()} --demo accumulate --out 临时目录"
+)
+accumulate_logs = run_torchrun(WORKER, "--demo", "accumulate", "--out", str(OUT), nproc=WORLD_SIZE)
+show(accumulate_logs)
+accumulated = {
+    variant: [
+        torch.load(OUT / f"accumulate_{variant}_rank{rank}.pt", weights_only=True)
+        for rank in range(WORLD_SIZE)
+    ]
+    for variant in ("sync", "no_sync")
+}
+# --8<-- [end:accumulate]
+
+# --8<-- [start:accumulate_reference]
+# 单进程对照：每一步用两个 rank 这一步的全部 ACCUMULATION 个微批量，合起来是 1.4 节合并批量的 ACCUMULATION 倍
+big_reference = make_model()
+optimizer = torch.optim.SGD(big_reference.parameters(), lr=LR)
+span = LOCAL_BATCH * ACCUMULATION  # 每个 rank 每一步用的样本数
+big_losses = []
+for epoch in range(EPOCHS):
+    for sampler in samplers:
+        sampler.set_epoch(epoch)
+    per_rank = [list(sampler) for sampler in samplers]
+    for offset in range(0, len(per_rank[0]), span):
+        big_batch = [i for indices in per_rank for i in indices[offset : offset + span]]
+        x, y = dataset[big_batch]
+        loss = torch.nn.functional.mse_loss(big_reference(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        big_losses.append(loss.item())
+print(f"单进程训练了 {len(big_losses)} 步，每步 {len(big_batch)} 个样本（1.4 节的 {ACCUMULATION} 倍）")
+print("损失:", [round(v, 4) for v in big_losses])
+# --8<-- [end:accumulate_reference]
+
+# --8<-- [start:accumulate_compare]
+big_state = {name: p.detach() for name, p in big_reference.state_dict().items()}
+accumulate_gap, accumulate_match = {}, {}
+for variant, runs in accumulated.items():
+    state = runs[0]["state"]
+    accumulate_gap[variant] = max((state[name] - p).abs().max().item() for name, p in big_state.items())
+    accumulate_match[variant] = all(
+        torch.allclose(state[name], p, rtol=RTOL, atol=ATOL) for name, p in big_state.items()
+    )
+    # 每一步的损失：两个 rank、ACCUMULATION 个微批量的平均，就是这一步大批量上的损失
+    step_losses = torch.stack([result["losses"] for result in runs]).view(WORLD_SIZE, -1, ACCUMULATION)
+    loss_gap = (step_losses.mean(dim=(0, 2)) - torch.tensor(big_losses)).abs().max().item()
+    label = "用 no_sync" if variant == "no_sync" else "不用 no_sync"
+    print(
+        f"{label}：与单进程大批量的参数最大差 {accumulate_gap[variant]:.1e}，"
+        f"在容差 rtol={RTOL:g}、atol={ATOL:g} 内: {accumulate_match[variant]}；每步损失最大差 {loss_gap:.1e}"
+    )
+sync_state, no_sync_state = (accumulated[v][0]["state"] for v in ("sync", "no_sync"))
+variants_equal = all(torch.equal(sync_state[name], no_sync_state[name]) for name in sync_state)
+calls = {variant: runs[0]["calls_per_step"] for variant, runs in accumulated.items()}
+print(f"用与不用 no_sync，参数逐位相同（torch.equal）: {variants_equal}")
+print(
+    f"每步的 all-reduce 次数：不用 no_sync {calls['sync']}，用 no_sync {calls['no_sync']}；"
+    f"{len(calls['sync'])} 步一共从 {sum(calls['sync'])} 次减到 {sum(calls['no_sync'])} 次"
+)
+# --8<-- [end:accumulate_compare]
+
 # --8<-- [start:exercise_sampler]
 from torch.utils.data import DistributedSampler
 
@@ -236,3 +302,55 @@ print(
 print(f"float32：照 DDP 的做法与合并批量，参数最大差 {max_gap(replay_32, combined_32):.1e}")
 print(f"float64：照 DDP 的做法与合并批量，参数最大差 {max_gap(replay_64, combined_64):.1e}")
 # --8<-- [end:exercise_replay]
+
+
+# --8<-- [start:exercise_forgot_k]
+def replay_accumulation(make_optimizer, divide_by_k: bool) -> dict:
+    """在本进程里重放 1.6 节的训练：每一步，两个 rank 各 ACCUMULATION 个微批量的梯度累加在 .grad 里，
+    再像 DDP 那样除以进程数；divide_by_k=False 就是忘了把每个微批量的损失除以 k。"""
+    x, y = dataset.tensors
+    model = make_model()
+    optimizer = make_optimizer(model.parameters())
+    for epoch in range(EPOCHS):
+        per_rank = []
+        for rank in range(WORLD_SIZE):
+            sampler = make_sampler(dataset, rank, WORLD_SIZE)
+            sampler.set_epoch(epoch)
+            per_rank.append(list(sampler))
+        for offset in range(0, len(per_rank[0]), span):
+            optimizer.zero_grad()
+            for indices in per_rank:
+                for start in range(offset, offset + span, LOCAL_BATCH):
+                    rows = indices[start : start + LOCAL_BATCH]
+                    loss = torch.nn.functional.mse_loss(model(x[rows]), y[rows])
+                    (loss / (ACCUMULATION if divide_by_k else 1) / WORLD_SIZE).backward()
+            optimizer.step()
+    return {name: p.detach() for name, p in model.state_dict().items()}
+
+
+def gap(a: dict, b: dict) -> float:
+    return max((a[name] - b[name]).abs().max().item() for name in a)
+
+
+sgd = {
+    "除以 k": replay_accumulation(lambda p: torch.optim.SGD(p, lr=LR), True),
+    "忘了除以 k": replay_accumulation(lambda p: torch.optim.SGD(p, lr=LR), False),
+    f"除以 k，学习率 ×{ACCUMULATION}": replay_accumulation(
+        lambda p: torch.optim.SGD(p, lr=LR * ACCUMULATION), True
+    ),
+}
+adam = {
+    divide: replay_accumulation(lambda p: torch.optim.Adam(p, lr=0.01), divide) for divide in (True, False)
+}
+initial = make_model().state_dict()
+print(f"SGD，除以 k：与 1.6 节单进程大批量的参数最大差 {gap(sgd['除以 k'], big_state):.1e}")
+print(f"SGD，忘了除以 k：与除以 k 的参数最大差 {gap(sgd['忘了除以 k'], sgd['除以 k']):.1e}")
+print(
+    f"SGD，忘了除以 k 与“除以 k、学习率 ×{ACCUMULATION}”：逐位相同 "
+    f"{all(torch.equal(sgd['忘了除以 k'][n], sgd[f'除以 k，学习率 ×{ACCUMULATION}'][n]) for n in initial)}"
+)
+print(
+    f"Adam，忘了除以 k：与除以 k 的参数最大差 {gap(adam[False], adam[True]):.1e}"
+    f"（训练让参数最多改变了 {gap(adam[True], initial):.1e}）"
+)
+# --8<-- [end:exercise_forgot_k]

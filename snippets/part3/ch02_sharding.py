@@ -98,7 +98,8 @@ OUT = Path(workdir.name)
 fsdp_logs = run_torchrun(WORKER, "--out", str(OUT), nproc=WORLD_SIZE)
 for rank, lines in fsdp_logs.items():
     for line in lines:
-        print(f"[rank {rank}] {line}")
+        if not line.startswith("小 GPT，"):  # 小 GPT 的几行留到 2.4 节再看
+            print(f"[rank {rank}] {line}")
 # --8<-- [end:fsdp_run]
 
 # --8<-- [start:fsdp_shards]
@@ -164,6 +165,161 @@ print(
     f"平均每个它保存的参数 {mixed_bytes_per_param:g} 字节。"
 )
 # --8<-- [end:fsdp_mixed]
+
+# --8<-- [start:gpt_run]
+from _fsdp_worker import GPT_BATCH, GPT_VARIANTS
+from _tinygpt import GPTConfig
+
+for rank, lines in fsdp_logs.items():
+    for line in lines:
+        if line.startswith("小 GPT，"):
+            print(f"[rank {rank}] {line}")
+gpt = [torch.load(OUT / f"gpt{rank}.pt", weights_only=True) for rank in range(WORLD_SIZE)]
+runs = gpt[0]  # rank 0 的记录
+# --8<-- [end:gpt_run]
+
+# --8<-- [start:gpt_table]
+print(
+    "| 做法 | 为反向传播保存的字节 | 与 fp32 相比 | 第 0 个块每步前向 | 训练状态（字节/参数） | 第 1 步 → 最后一步的损失 |"
+)
+print("|---|---:|---:|---:|---:|---|")
+for name, run in runs.items():
+    print(
+        f"| {name} | {run['saved_bytes']:,} | {run['saved_bytes'] / runs['fp32']['saved_bytes']:.0%} "
+        f"| {run['block_calls']} 遍 | {run['state_bytes'] / run['local_params']:g} "
+        f"| {run['losses'][0]:.4f} → {run['losses'][-1]:.4f} |"
+    )
+# --8<-- [end:gpt_table]
+
+# --8<-- [start:gpt_results]
+STEPS_GPT = len(runs["fp32"]["losses"])
+
+
+def same_run(a: str, b: str) -> bool:
+    """两种做法在每个 rank 上的每步损失和最后的完整参数都逐位相同。"""
+    return all(
+        result[a]["losses"] == result[b]["losses"]
+        and all(torch.equal(result[a]["state"][n], result[b]["state"][n]) for n in result[a]["state"])
+        for result in gpt
+    )
+
+
+checkpoint_changes_nothing = {dtype: same_run(dtype, f"{dtype} + 检查点") for dtype in ("fp32", "bf16")}
+loss_gap = max(
+    abs(a - b)
+    for result in gpt
+    for a, b in zip(result["fp32"]["losses"], result["bf16"]["losses"], strict=True)
+)
+print(
+    f"激活检查点前后，每步的损失和最后的参数逐位相同（torch.equal）：fp32 {checkpoint_changes_nothing['fp32']}，"
+    f"bf16 {checkpoint_changes_nothing['bf16']}"
+)
+print(
+    f"bf16 与 fp32：{STEPS_GPT} 步里两个 rank 的损失最多差 {loss_gap:.1e}；"
+    f"最后一步 rank 0 的损失 {runs['fp32']['losses'][-1]:.4f} 与 {runs['bf16']['losses'][-1]:.4f}"
+)
+# --8<-- [end:gpt_results]
+
+
+# --8<-- [start:gpt_formula]
+def saved_bytes_formula(config: GPTConfig, batch: int, seq: int, compute: int, recompute: bool) -> int:
+    """小 GPT 前向一次为反向传播保存的字节数（不算参数）。compute 是计算类型每个数的字节：fp32 为 4，bf16 为 2。"""
+    tokens, d = batch * seq, config.n_embd
+    if recompute:
+        blocks = config.n_layer * tokens * d * compute  # 检查点：每个块只留下输入
+    else:
+        # 每个块、每个词元：16·d 个数（见正文），LayerNorm 的均值和标准差倒数各 2 个，每个头 1 个 logsumexp（fp32）
+        blocks = config.n_layer * tokens * (16 * d * compute + 4 * compute + config.n_head * 4)
+    outside = (
+        tokens * 8
+        + seq * 8  # 输入的字符编号和位置编号（int64）
+        + tokens * (2 * d + 2) * compute  # 最后一个 LayerNorm：输入、输出、均值和标准差倒数
+        + tokens * config.vocab_size * 4  # 交叉熵里 log_softmax 的输出（fp32）
+        + tokens * 8
+        + 4  # 目标（int64）和一个标量
+    )
+    return blocks + outside
+
+
+config, local_batch = GPTConfig(), GPT_BATCH // WORLD_SIZE
+formula = {
+    name: saved_bytes_formula(config, local_batch, config.block_size, 2 if bf16 else 4, recompute)
+    for name, bf16, recompute in GPT_VARIANTS
+}
+formula_agrees = all(formula[name] == run["saved_bytes"] for name, run in runs.items())
+per_token_layer = {name: 16 * config.n_embd * (2 if bf16 else 4) for name, bf16, _ in GPT_VARIANTS}
+print(f"每个 rank {local_batch} 道题 × {config.block_size} 个字符 = {local_batch * config.block_size} 个词元")
+print(
+    f"按公式算出的四个数：{', '.join(f'{n:,}' for n in formula.values())}；与数出来的逐字节相同: {formula_agrees}"
+)
+print(
+    f"不用检查点时，每个块为每个词元保存 16 × {config.n_embd} = {16 * config.n_embd} 个数，"
+    f"fp32 {per_token_layer['fp32']:,} 字节、bf16 {per_token_layer['bf16']:,} 字节；"
+    f"用检查点时只剩块的输入 {config.n_embd} 个数"
+)
+# --8<-- [end:gpt_formula]
+
+# --8<-- [start:gpt_timing]
+import statistics
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, median, q3 = statistics.quantiles(values, n=4)
+    return q1, median, q3
+
+
+print("| 做法 | 每步用时（中位数） | 与同一轮 fp32 的用时比：中位数（中间一半轮次） |")
+print("|---|---:|---:|")
+step_ratios = {}
+for name, run in runs.items():
+    seconds = run["seconds"][1:]  # 第 1 步有一次性的开销，不算
+    step_ratios[name] = [s / f for s, f in zip(seconds, runs["fp32"]["seconds"][1:], strict=True)]
+    q1, median, q3 = quartiles(step_ratios[name])
+    ratio = "—" if name == "fp32" else f"{median:.2f}（{q1:.2f}–{q3:.2f}）"
+    print(f"| {name} | {statistics.median(seconds) * 1e3:.1f} ms | {ratio} |")
+# --8<-- [end:gpt_timing]
+
+
+# --8<-- [start:gpt_verdict]
+def direction(ratios: list[float]) -> str:
+    """中间一半轮次的用时比都在 1 的同一侧，才说快或慢。"""
+    q1, _, q3 = quartiles(ratios)
+    return "慢" if q1 > 1 else "快" if q3 < 1 else "分不出快慢"
+
+
+verdicts = {name: direction(step_ratios[name]) for name in runs if name != "fp32"}
+print(
+    "**这一次的结论**（计时，每次构建不同）：与 fp32 相比，"
+    + "；".join(f"{name} {verdict}" for name, verdict in verdicts.items())
+    + f"（每种做法 {len(step_ratios['fp32'])} 步，按同一轮的用时比判断）。"
+)
+# --8<-- [end:gpt_verdict]
+
+# --8<-- [start:gpt_ledger]
+# 把公式里每个块的部分放大到 GPT-3 6.7B 的形状（32 层、d = 4096、32 个头、2048 个词元一条序列），bf16 计算
+BIG = GPTConfig(n_layer=32, n_embd=4096, n_head=32, block_size=2048)
+SEQ = BIG.block_size
+no_recompute = BIG.n_layer * SEQ * (16 * BIG.n_embd * 2 + 4 * 2 + BIG.n_head * 4)  # 每条序列，只算各块
+inputs_only = BIG.n_layer * SEQ * BIG.n_embd * 2
+one_block = SEQ * (16 * BIG.n_embd * 2 + 4 * 2 + BIG.n_head * 4)  # 反向传播时重算的那一个块
+with_recompute = inputs_only + one_block
+state_7b_8 = zero_gb[3, "7B", 8]  # 2.1 节：7B 模型、8 张卡、ZeRO-3，每张卡的训练状态
+SEQUENCES = 8  # 每张卡每步算几条序列
+total = {  # 每张卡：训练状态 + 激活值
+    "不用检查点": state_7b_8 + SEQUENCES * no_recompute / GB,
+    "用检查点": state_7b_8 + SEQUENCES * with_recompute / GB,
+}
+print(
+    f"按同样的结构放大到 GPT-3 6.7B 的形状（{BIG.n_layer} 层、d = {BIG.n_embd}、{BIG.n_head} 个头），"
+    f"bf16 计算，每条序列 {SEQ} 个词元，各块为反向传播保存的激活值："
+    f"不用检查点 **{no_recompute / GB:.1f} GB**；用检查点只留下各块的输入 {inputs_only / GB:.2f} GB，"
+    f"反向传播时再加上正在重算的那一个块 {one_block / GB:.2f} GB，共 **{with_recompute / GB:.2f} GB**。"
+    f"2.1 节的表里，7B 模型在 8 张卡上用 ZeRO-3，每张卡的训练状态是 {state_7b_8:.1f} GB；"
+    f"每张卡每步算 {SEQUENCES} 条序列时，合计 "
+    + "，".join(f"{name} {gb:.1f} GB {'✅' if gb <= GPU_GB else '❌'}" for name, gb in total.items())
+    + f"（一张卡 {GPU_GB} GB，还没算嵌入层、输出层和临时的缓冲区）。"
+)
+# --8<-- [end:gpt_ledger]
 
 # --8<-- [start:parallel_table]
 TP = 8  # 张量并行的度：一台 8 卡机器内部，NVLink 带宽高
@@ -326,3 +482,46 @@ print(
     f"流水线 p={p_stages}：微批量 m=4 时气泡 {bubble(p_stages, 4):.0%}，要让气泡少于 5% 至少要 m={fewest_micro}"
 )
 # --8<-- [end:exercise_16_gpus]
+
+# --8<-- [start:exercise_selective]
+from _fsdp_worker import SEED, Checkpointed, SavedTensors, gpt_loss
+from _tinygpt import GPT, addition_data, get_batch
+from torch.utils.flop_counter import FlopCounterMode
+
+x_local, y_local = (
+    t.clone() for t in get_batch(addition_data().train, local_batch, torch.Generator().manual_seed(SEED))
+)
+
+
+def checkpoint_where(where: str) -> dict[str, int]:
+    """不切分的小 GPT（fp32，一个 rank 那么多题），检查点套在 where 上：保存的字节，前向、反向的浮点运算次数。"""
+    torch.manual_seed(SEED)
+    model = GPT(config)
+    for i, block in enumerate(model.blocks):
+        if where == "MLP":
+            block.mlp = Checkpointed(block.mlp)
+        elif where == "整个块":
+            model.blocks[i] = Checkpointed(block)
+    saved = SavedTensors()
+    forward, backward = FlopCounterMode(display=False), FlopCounterMode(display=False)
+    with saved, forward:
+        loss = gpt_loss(model, x_local, y_local)
+    with backward:
+        loss.backward()  # 重算发生在反向传播里
+    return {
+        "saved": saved.nbytes,
+        "forward": forward.get_total_flops(),
+        "backward": backward.get_total_flops(),
+    }
+
+
+selective = {where: checkpoint_where(where) for where in ("不套", "MLP", "整个块")}
+plain = selective["不套"]
+for where, run in selective.items():
+    recomputed = run["backward"] - plain["backward"]  # 反向传播比不套时多算的，就是重算
+    print(
+        f"{'不套检查点' if where == '不套' else '检查点套在' + where + '上'}：保存 {run['saved']:,} 字节"
+        f"（不套时的 {run['saved'] / plain['saved']:.0%}），"
+        f"重算的运算量是整个模型前向的 {recomputed / plain['forward']:.0%}"
+    )
+# --8<-- [end:exercise_selective]

@@ -112,3 +112,35 @@ def test_a_hanging_rank_is_killed_at_the_timeout(tmp_path):
     # 所有 worker 都已结束：没有哪个进程的命令行还带着这次的输出目录
     leftovers = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True, check=False)
     assert not leftovers.stdout.strip(), f"超时后仍有进程在运行：{leftovers.stdout}"
+
+
+def test_comm_hook_is_called_once_per_bucket_and_not_inside_no_sync():
+    """count_allreduces 数的是桶：一个模型的梯度分成几个桶，每次同步就调用几次钩子；no_sync 里一次也不调用。"""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)  # 本进程里的 1 个 rank
+    try:
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(*[torch.nn.Linear(512, 512) for _ in range(3)])  # 每层约 1 MiB 的梯度
+        model = w.DDP(net, bucket_cap_mb=1)
+        calls = w.count_allreduces(model)
+        x = torch.randn(4, 512)
+        model(x).sum().backward()  # 第 1 次反向之后，DDP 按实际算出梯度的顺序重新分桶
+        per_backward = []
+        for _ in range(2):
+            before = len(calls)
+            model(x).sum().backward()
+            per_backward.append(calls[before:])
+        before = len(calls)
+        with model.no_sync():
+            model(x).sum().backward()
+        inside_no_sync = calls[before:]
+    finally:
+        dist.destroy_process_group()
+    n_params = sum(p.numel() for p in net.parameters())
+    layer = 512 * 512 + 512
+    assert per_backward == [[layer] * 3] * 2, (
+        f"1 MiB 的桶：每层一个桶，每次反向 3 次 all-reduce，实际 {per_backward}"
+    )
+    assert sum(per_backward[0]) == n_params, "各个桶合起来正好是全部参数"
+    assert inside_no_sync == [], "no_sync 里不应调用通信钩子"

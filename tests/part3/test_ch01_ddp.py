@@ -94,6 +94,53 @@ def test_timing_splits_the_run(run_snippet):
     assert "计时（每次构建不同，只测了一次）" in run_snippet(SNIPPET).stdout
 
 
+def test_no_sync_cuts_allreduces_from_k_to_one_per_step(run_snippet):
+    """通信钩子数出来的 all-reduce 次数：不用 no_sync 每步 k 次，用了每步 1 次；每次的桶是全部参数。"""
+    ns = run_snippet(SNIPPET).ns
+    k = ns["ACCUMULATION"]
+    assert k >= 2
+    n_params = sum(p.numel() for p in ns["make_model"]().parameters())
+    for variant, per_step in (("sync", k), ("no_sync", 1)):
+        for rank, result in enumerate(ns["accumulated"][variant]):
+            assert result["calls_per_step"] == [per_step] * 4, (
+                f"{variant}，rank {rank}：每步的 all-reduce 次数 {result['calls_per_step']}，应为 {per_step}"
+            )
+            assert result["bucket_sizes"] == [n_params] * (4 * per_step), "每次 all-reduce 一个桶，装全部参数"
+    out = run_snippet(SNIPPET).stdout
+    assert (
+        f"每步的 all-reduce 次数：不用 no_sync {[k] * 4}，用 no_sync [1, 1, 1, 1]；4 步一共从 {4 * k} 次减到 4 次"
+        in out
+    )
+
+
+def test_accumulation_equals_a_k_times_larger_batch(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    k, big = ns["ACCUMULATION"], ns["big_reference"].state_dict()
+    assert len(ns["big_batch"]) == k * ns["LOCAL_BATCH"] * ns["WORLD_SIZE"] == 32
+    assert len(ns["big_losses"]) == 4 and ns["big_losses"][-1] < 0.3 * ns["big_losses"][0]
+    for variant in ("sync", "no_sync"):
+        results = ns["accumulated"][variant]
+        assert all(torch.equal(results[0]["state"][name], results[1]["state"][name]) for name in big), (
+            f"{variant}：两个 rank 的参数应逐位相同"
+        )
+        for name, value in big.items():
+            torch.testing.assert_close(
+                results[0]["state"][name], value, rtol=1e-5, atol=1e-6, msg=f"{variant}：{name} 与大批量不同"
+            )
+        assert ns["accumulate_match"][variant] and ns["accumulate_gap"][variant] < 1e-6
+        # 比较分得出批量大小：与 1.4 节 16 个样本一步的训练差得远，训练也确实改变了参数
+        small = ns["reference"].state_dict()
+        assert max((results[0]["state"][n] - small[n]).abs().max().item() for n in big) > 1e-2
+        initial = ns["make_model"]().state_dict()
+        assert max((results[0]["state"][n] - initial[n]).abs().max().item() for n in big) > 1e-2
+        # 每步损失：两个 rank、k 个微批量的平均 = 这一步大批量上的损失
+        losses = torch.stack([r["losses"] for r in results]).view(2, -1, k).mean(dim=(0, 2))
+        torch.testing.assert_close(losses, torch.tensor(ns["big_losses"]), rtol=1e-5, atol=1e-6)
+    # “逐位相同”只在 torch.equal 成立时才说
+    sync, no_sync = (ns["accumulated"][v][0]["state"] for v in ("sync", "no_sync"))
+    assert ns["variants_equal"] == all(torch.equal(sync[n], no_sync[n]) for n in sync)
+
+
 # ---------------------------------------------------------------- 练习的参考答案
 
 
@@ -145,3 +192,16 @@ def test_exercise_replay_reproduces_ddp_bit_for_bit_and_the_gap_is_rounding(run_
     # float64 下两种做法训练出的参数与 float32 的只差 float32 的舍入：重放的确是同一个训练
     assert ns["max_gap"](ns["replay_64"], ns["replay_32"]) < 1e-5
     assert "与两个 rank 真正训练出的参数逐位相同: True" in run_snippet(SNIPPET).stdout
+
+
+def test_exercise_forgetting_to_divide_by_k_scales_the_sgd_learning_rate_and_barely_moves_adam(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    sgd, adam, gap, k = ns["sgd"], ns["adam"], ns["gap"], ns["ACCUMULATION"]
+    big = {name: p.detach() for name, p in ns["big_reference"].state_dict().items()}
+    assert gap(sgd["除以 k"], big) < 1e-6, "重放（除以 k）应与 1.6 节的大批量训练只差舍入"
+    assert gap(sgd["忘了除以 k"], sgd["除以 k"]) > 1e-2, "SGD 忘了除以 k 应走到别处"
+    scaled = sgd[f"除以 k，学习率 ×{k}"]
+    assert all(torch.equal(sgd["忘了除以 k"][n], scaled[n]) for n in scaled), "忘了除以 k = 学习率 ×k"
+    moved = gap(adam[True], ns["initial"])
+    assert moved > 1e-2 and gap(adam[False], adam[True]) < 1e-4 * moved, "Adam 对梯度的整体缩放几乎不敏感"
+    assert "逐位相同 True" in run_snippet(SNIPPET).stdout

@@ -124,6 +124,79 @@ def test_fsdp_mixed_precision_keeps_fp32_shards_and_computes_in_bf16(run_snippet
     assert "| 本 rank 保存的参数分片 | `torch.float32` | 8×16 | 4 |" in out
 
 
+def test_gpt_saved_activation_bytes_match_the_listing_exactly(run_snippet):
+    """为反向传播保存的字节（saved_tensors_hooks 数的）与逐项列出的清单逐字节相同；两个 rank 一样多。"""
+    from tests.part3.test__fsdp_worker import expected_saved_bytes
+
+    ns = run_snippet(SNIPPET).ns
+    local = ns["GPT_BATCH"] // ns["WORLD_SIZE"]
+    for name, bf16, recompute in ns["GPT_VARIANTS"]:
+        expected = expected_saved_bytes(local, 2 if bf16 else 4, recompute)
+        for rank, result in enumerate(ns["gpt"]):
+            assert result[name]["saved_bytes"] == expected, (
+                rank,
+                name,
+                result[name]["saved_bytes"],
+                expected,
+            )
+        assert ns["formula"][name] == expected, "页面的公式与清单不同"
+    assert ns["formula_agrees"]
+    assert "与数出来的逐字节相同: True" in run_snippet(SNIPPET).stdout
+
+
+def test_bf16_halves_activations_checkpointing_cuts_them_and_training_state_stays_16_bytes(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    runs = ns["runs"]
+    fp32 = runs["fp32"]["saved_bytes"]
+    assert 0.45 < runs["bf16"]["saved_bytes"] / fp32 < 0.55, "bf16 应让保存的激活值差不多减半"
+    assert runs["fp32 + 检查点"]["saved_bytes"] < 0.15 * fp32
+    assert runs["bf16 + 检查点"]["saved_bytes"] < runs["fp32 + 检查点"]["saved_bytes"]
+    for name, run in runs.items():
+        assert run["block_calls"] == (2 if "检查点" in name else 1), (name, run["block_calls"])
+        assert run["state_bytes"] == 16 * run["local_params"], f"{name}：训练状态应是 16 字节/参数"
+    # 四种做法保存的参数一样多：每个 rank 大约一半（嵌入的行数不能整除时差几行）
+    total = sum(p.numel() for p in ns["GPT"](ns["config"]).parameters())
+    assert abs(runs["fp32"]["local_params"] - total / 2) < 0.01 * total
+
+
+def test_checkpointing_is_bit_identical_and_bf16_changes_the_loss_a_little(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    for result in ns["gpt"]:
+        for dtype in ("fp32", "bf16"):
+            a, b = result[dtype], result[f"{dtype} + 检查点"]
+            assert a["losses"] == b["losses"], f"{dtype}：检查点不应改变损失"
+            assert all(torch.equal(a["state"][n], b["state"][n]) for n in a["state"])
+        assert result["fp32"]["losses"][-1] < 0.8 * result["fp32"]["losses"][0], "损失应下降"
+        assert result["bf16"]["losses"] != result["fp32"]["losses"], "bf16 应改变数值"
+    assert ns["checkpoint_changes_nothing"] == {"fp32": True, "bf16": True}
+    assert 1e-6 < ns["loss_gap"] < 1e-2, f"bf16 与 fp32 的损失差 {ns['loss_gap']:.1e} 应在 bf16 舍入的量级"
+
+
+def test_gpt_timing_is_self_consistent_and_the_verdict_follows_the_rule(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    # 只检查测量是否自洽，不断言快慢
+    for name, run in ns["runs"].items():
+        assert len(run["seconds"]) == ns["STEPS_GPT"] and all(t > 0 for t in run["seconds"])
+        assert len(ns["step_ratios"][name]) == ns["STEPS_GPT"] - 1
+    assert ns["direction"]([1.2] * 8) == "慢" and ns["direction"]([0.8] * 8) == "快"
+    assert ns["direction"]([0.8, 1.2] * 4) == "分不出快慢"
+    assert "计时，每次构建不同" in run_snippet(SNIPPET).stdout
+
+
+def test_gpt_ledger_scales_the_per_block_listing(run_snippet):
+    ns = run_snippet(SNIPPET).ns
+    layers, d, heads, seq = 32, 4096, 32, 2048
+    per_token_layer = 16 * d * 2 + 4 * 2 + heads * 4  # bf16 的 16d 个数，LayerNorm 统计量，fp32 的 logsumexp
+    assert ns["no_recompute"] == layers * seq * per_token_layer
+    assert ns["with_recompute"] == layers * seq * d * 2 + seq * per_token_layer
+    assert ns["total"]["不用检查点"] > ns["GPU_GB"] > ns["total"]["用检查点"]
+    out = run_snippet(SNIPPET).stdout
+    assert (
+        f"不用检查点 {ns['total']['不用检查点']:.1f} GB ❌，用检查点 {ns['total']['用检查点']:.1f} GB ✅"
+        in out
+    )
+
+
 # ---------------------------------------------------------------- 练习的参考答案
 
 
@@ -213,3 +286,31 @@ def test_exercise_sixteen_gpus_for_70b(run_snippet):
     bubble = ns["bubble"]
     assert ns["fewest_micro"] == 20 and bubble(2, 20) < 0.05 <= bubble(2, 19)
     assert bubble(2, 4) == pytest.approx(0.2)
+
+
+def test_exercise_checkpointing_only_the_mlp_saves_half_and_early_stop_skips_the_last_layer(run_snippet):
+    from torch.utils.checkpoint import set_checkpoint_early_stop
+
+    from tests.part3.test__fsdp_worker import expected_saved_bytes
+
+    ns = run_snippet(SNIPPET).ns
+    selective, config = ns["selective"], ns["config"]
+    tokens = ns["local_batch"] * config.block_size
+    assert selective["不套"]["saved"] == expected_saved_bytes(ns["local_batch"], 4, False)
+    assert selective["整个块"]["saved"] == expected_saved_bytes(ns["local_batch"], 4, True)
+    # 只套 MLP：每个块每个词元省掉 MLP 内部的 8d 个 fp32 数
+    assert (
+        selective["不套"]["saved"] - selective["MLP"]["saved"]
+        == config.n_layer * tokens * 8 * config.n_embd * 4
+    )
+    # 重算：MLP 只重算第一层（每个词元 2·d·4d 次运算），整个块重算到 GELU 为止（第二层不重算）
+    d, plain = config.n_embd, selective["不套"]
+    first_mlp_layer = config.n_layer * tokens * 2 * d * 4 * d
+    assert selective["MLP"]["backward"] - plain["backward"] == first_mlp_layer
+    qkv_and_proj = config.n_layer * tokens * 2 * (3 * d * d + d * d)
+    assert selective["整个块"]["backward"] - plain["backward"] == qkv_and_proj + first_mlp_layer
+    # 关掉 early_stop，区域最后那一层也重算：答案对“为什么不是全部”的解释成立
+    with set_checkpoint_early_stop(False):
+        full = {where: ns["checkpoint_where"](where) for where in ("MLP", "整个块")}
+    assert full["MLP"]["backward"] - plain["backward"] == 2 * first_mlp_layer
+    assert full["整个块"]["backward"] - plain["backward"] == qkv_and_proj + 2 * first_mlp_layer
