@@ -195,13 +195,13 @@ def train_fsdp(rank: int, world_size: int, device: torch.device, args: argparse.
             log(f"第 {state.step} 步：故意卡住，不再通信")
             time.sleep(3600)
 
-    train_steps(model, optimizer, state, rank, world_size, STEPS - state.step, after_step)
-    full = {
-        name: p.full_tensor().detach().cpu() for name, p in model.named_parameters()
-    }  # 每个 rank 都要调用
+    remaining = STEPS - state.step
+    train_steps(model, optimizer, state, rank, world_size, remaining, after_step)
+    # full_tensor() 是集合通信，每个 rank 都要调用
+    full = {name: p.full_tensor().detach().cpu() for name, p in model.named_parameters()}
     if rank == 0:
         torch.save(full, args.out / "final.pt")
-    log(f"训练结束，共 {state.step} 步")
+    log(f"训练结束：这次尝试训练了 {remaining} 步，一共 {state.step} 步")
 
 
 # --8<-- [end:worker]

@@ -58,14 +58,17 @@ def bitwise_equal(model: torch.nn.Module) -> bool:
 
 
 RTOL, ATOL = 1e-5, 1e-6  # 容许浮点舍入：1 个进程对 16 个样本求平均，2 个 rank 先各对 8 个求平均再平均
+
+
+def within_tolerance(model: torch.nn.Module) -> bool:
+    return all(
+        torch.allclose(p.detach(), uninterrupted[name], rtol=RTOL, atol=ATOL)
+        for name, p in model.named_parameters()
+    )
+
+
 one = resume_in_one_process(STEP6)
 forgot = resume_in_one_process(STEP6, restore_train_state=False)  # 只恢复模型和优化器
-one_close = all(
-    torch.allclose(p.detach(), uninterrupted[n], rtol=RTOL, atol=ATOL) for n, p in one.named_parameters()
-)
-forgot_close = all(
-    torch.allclose(p.detach(), uninterrupted[n], rtol=RTOL, atol=ATOL) for n, p in forgot.named_parameters()
-)
 # 作为比较的尺度：后 6 步的训练本身让参数改变了多少
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="torch.distributed is disabled")
@@ -76,9 +79,11 @@ print(f"后 {STEPS - CHECKPOINT_STEP} 步的训练让参数最多改变 {moved:.
 print("| 在 1 个进程里从 step6 接着训练 | 与不中断的训练：最大绝对差 | 逐位相同 | 在容差内 |")
 print("|---|---:|---|---|")
 print(
-    f"| 恢复模型、优化器、数据位置和随机数状态 | {max_diff(one):.1e} | {bitwise_equal(one)} | {one_close} |"
+    f"| 恢复模型、优化器、数据位置和随机数状态 | {max_diff(one):.1e} | {bitwise_equal(one)} | {within_tolerance(one)} |"
 )
-print(f"| 只恢复模型和优化器 | {max_diff(forgot):.1e} | {bitwise_equal(forgot)} | {forgot_close} |")
+print(
+    f"| 只恢复模型和优化器 | {max_diff(forgot):.1e} | {bitwise_equal(forgot)} | {within_tolerance(forgot)} |"
+)
 print(f"\n容差：rtol={RTOL:g}、atol={ATOL:g}")
 # --8<-- [end:one_process]
 
@@ -118,11 +123,126 @@ print(
         "逐位相同"
         if bitwise_equal(one)
         else f"只差浮点舍入（最大差 {max_diff(one):.1e}，在容差内）"
-        if one_close
+        if within_tolerance(one)
         else "**超出了容差**"
     )
-    + f"；不恢复数据位置和随机数状态时差 {max_diff(forgot):.1e}，和后 {STEPS - CHECKPOINT_STEP} 步训练本身的改变（{moved:.1e}）"
-    f"是同一个量级。rank 1 在第 {CRASH_AT} 步崩溃、torchrun 重启后，从 step{last_before_crash} 接着训练完的参数与不中断的训练"
+    + f"；不恢复数据位置和随机数状态时差 {max_diff(forgot):.1e}，是后 {STEPS - CHECKPOINT_STEP} 步训练本身对参数的改变"
+    f"（{moved:.1e}）的 {max_diff(forgot) / moved:.0%}。rank 1 在第 {CRASH_AT} 步崩溃、torchrun 重启后，从 step{last_before_crash} 接着训练完的参数与不中断的训练"
     + ("逐位相同。" if restart_equal else "**不同**。")
 )
 # --8<-- [end:summary]
+
+# --8<-- [start:exercise_metadata]
+from torch.distributed.checkpoint import FileSystemReader
+from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+
+metadata = FileSystemReader(STEP6).read_metadata()  # 只读 .metadata，不读张量
+files = {}  # 每个键的每一块存在哪个文件里
+for index, info in metadata.storage_data.items():
+    files.setdefault(index.fqn, []).append(info.relative_path)
+print(f"{STEP6.name}/.metadata 里记了 {len(metadata.state_dict_metadata)} 个键，例如：")
+print("| 键 | 完整形状 | 每一块的起点 → 形状 | 在哪个文件里 |")
+print("|---|---|---|---|")
+for key in (
+    "model.0.weight",
+    "model.2.bias",
+    "optim.state.0.weight.exp_avg",
+    "optim.state.0.weight.step",
+    "train.rng",
+    "train.step",
+):
+    entry = metadata.state_dict_metadata[key]
+    if isinstance(entry, TensorStorageMetadata):
+        shape = "×".join(map(str, entry.size)) or "标量"
+        chunks = "；".join(f"{tuple(c.offsets)} → {tuple(c.sizes)}" for c in entry.chunks)
+    else:
+        shape, chunks = "不是张量（torch.save 存成字节）", "—"
+    print(f"| `{key}` | {shape} | {chunks} | {'、'.join(files[key])} |")
+split = [key for key, paths in files.items() if len(paths) == 2]
+single = {path: sum(paths == [path] for paths in files.values()) for path in ("__0_0.distcp", "__1_0.distcp")}
+print(
+    f"\n分成 2 块、每个 rank 存自己那一块的键 {len(split)} 个（模型参数，Adam 的 m、v）；"
+    f"只存 1 份的键：__0_0.distcp 里 {single['__0_0.distcp']} 个，__1_0.distcp 里 {single['__1_0.distcp']} 个"
+)
+# --8<-- [end:exercise_metadata]
+
+# --8<-- [start:exercise_partial]
+from _resume_worker import SEED
+
+
+def resume_partly(restore_position: bool, restore_rng: bool) -> torch.nn.Module:
+    """先完整地读回检查点，再把数据位置或随机数生成器退回起点，看看少恢复一样会怎样。"""
+    model = make_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    state = TrainState()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        load_checkpoint(model, optimizer, state, STEP6)
+    if not restore_position:
+        state.step = 0  # 数据从第 1 轮的第 1 批重新读
+    if not restore_rng:
+        state.generator.manual_seed(SEED)  # 噪声从头取
+    train_steps(model, optimizer, state, rank=0, world_size=1, steps=STEPS - CHECKPOINT_STEP)
+    return model
+
+
+partial = {
+    (position, rng): resume_partly(position, rng) for position in (True, False) for rng in (True, False)
+}
+print("| 恢复数据位置 | 恢复随机数状态 | 与不中断的训练：最大绝对差 | 在容差内 |")
+print("|---|---|---:|---|")
+for (position, rng), model in partial.items():
+    yes_no = ["是" if flag else "否" for flag in (position, rng)]
+    print(f"| {yes_no[0]} | {yes_no[1]} | {max_diff(model):.1e} | {within_tolerance(model)} |")
+# --8<-- [end:exercise_partial]
+
+# --8<-- [start:exercise_world_sizes]
+from _resume_worker import GLOBAL_BATCH, batches, make_data
+
+
+def merged_batch(world_size: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """world_size 个 rank 在第 step + 1 步各自取到的样本（加了噪声），按在合并批量里的位置拼回去。"""
+    x, y = torch.empty(GLOBAL_BATCH, 8), torch.empty(GLOBAL_BATCH, 2)
+    for rank in range(world_size):
+        state = TrainState()  # 每个 rank 的随机数生成器都从同一个状态开始，和训练时一样
+        state.step = step
+        x[rank::world_size], y[rank::world_size] = next(batches(make_data(), state, rank, world_size))
+    return x, y
+
+
+reference_x, reference_y = merged_batch(1, CHECKPOINT_STEP)
+for world_size in (2, 4, 8):
+    x, y = merged_batch(world_size, CHECKPOINT_STEP)
+    print(
+        f"{world_size} 个 rank 的第 {CHECKPOINT_STEP + 1} 步拼起来，与 1 个进程的合并批量逐位相同: "
+        f"{torch.equal(x, reference_x) and torch.equal(y, reference_y)}"
+    )
+local_3 = GLOBAL_BATCH // 3
+print(
+    f"3 个 rank：每个 rank 每步 {GLOBAL_BATCH} // 3 = {local_3} 个，合起来只有 {local_3 * 3} 个；"
+    f"{GLOBAL_BATCH} % 3 = {GLOBAL_BATCH % 3}，每步的样本和原来不一样了"
+)
+# --8<-- [end:exercise_world_sizes]
+
+# --8<-- [start:exercise_interval]
+import math
+
+lost_steps = CRASH_AT - last_before_crash
+print(
+    f"本页：每 {SAVE_EVERY} 步存一次，第 {CRASH_AT} 步崩溃，重做了 {lost_steps} 步（最多会重做 {SAVE_EVERY} 步）"
+)
+
+
+def young_interval(save_minutes: float, mtbf_minutes: float) -> float:
+    """Young（1974）的近似：两次存档之间隔 √(2 × 存一次的时间 × 平均多久出一次故障)。"""
+    return math.sqrt(2 * save_minutes * mtbf_minutes)
+
+
+for save_minutes, mtbf_hours in ((1, 24), (1, 4), (5, 4)):
+    interval = young_interval(save_minutes, mtbf_hours * 60)
+    print(f"存一次 {save_minutes} 分钟、平均 {mtbf_hours} 小时出一次故障：约每 {interval:.0f} 分钟存一次")
+for restarts in (1, 3):
+    print(
+        f"--max-restarts {restarts}、集合通信超时 {PG_TIMEOUT:g} 秒：一直卡住时最晚 {time_limit(restarts, PG_TIMEOUT):g} 秒报错"
+    )
+# --8<-- [end:exercise_interval]
