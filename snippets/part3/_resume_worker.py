@@ -208,9 +208,8 @@ def train_fsdp(rank: int, world_size: int, device: torch.device, args: argparse.
 
 
 # --8<-- [start:launcher]
-ATTEMPT_SECONDS = (
-    30  # 一次尝试里除了等通信超时以外的时间（启动、导入 PyTorch、会合、训练）的上限；2 核上实测约 10 秒
-)
+# 一次尝试里，除了等通信超时以外的时间（启动、导入 PyTorch、会合、训练）的上限；2 核上实测约 10 秒，机器忙时慢几倍
+ATTEMPT_SECONDS = 60
 
 
 def time_limit(max_restarts: int, pg_timeout: float) -> float:
