@@ -234,7 +234,7 @@ print(
 
 
 def young_interval(save_minutes: float, mtbf_minutes: float) -> float:
-    """Young（1974）的近似：两次存档之间隔 √(2 × 存一次的时间 × 平均多久出一次故障)。"""
+    """Young（1974）的近似：两次保存检查点之间隔 √(2 × 存一次的时间 × 平均多久出一次故障)。"""
     return math.sqrt(2 * save_minutes * mtbf_minutes)
 
 

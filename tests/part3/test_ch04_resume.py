@@ -145,7 +145,7 @@ def test_exercise_global_batch_is_the_same_for_2_4_8_ranks_not_3(ns, out):
 def test_exercise_checkpoint_interval(ns, out):
     assert ns["lost_steps"] == 2
     young = ns["young_interval"]
-    # Young 的近似：每单位时间的损失约为 存档时间/间隔 + 间隔/(2 × 平均故障间隔)，在 √(2 C M) 处最小
+    # Young 的近似：每单位时间的损失约为 保存时间/间隔 + 间隔/(2 × 平均故障间隔)，在 √(2 C M) 处最小
     for save, mtbf in ((1, 1440), (1, 240), (5, 240)):
         best = young(save, mtbf)
 
