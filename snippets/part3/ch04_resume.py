@@ -75,7 +75,7 @@ with warnings.catch_warnings():
     at_step6 = make_model()
     load_checkpoint(at_step6, torch.optim.Adam(at_step6.parameters(), lr=LR), TrainState(), STEP6)
 moved = max_diff(at_step6)
-print(f"后 {STEPS - CHECKPOINT_STEP} 步的训练让参数最多改变 {moved:.1e}")
+print(f"后 {STEPS - CHECKPOINT_STEP} 步的训练让参数最多改变 {moved:.1e}。\n")
 print("| 在 1 个进程里从 step6 接着训练 | 与不中断的训练：最大绝对差 | 逐位相同 | 在容差内 |")
 print("|---|---:|---|---|")
 print(
@@ -140,7 +140,7 @@ metadata = FileSystemReader(STEP6).read_metadata()  # 只读 .metadata，不读�
 files = {}  # 每个键的每一块存在哪个文件里
 for index, info in metadata.storage_data.items():
     files.setdefault(index.fqn, []).append(info.relative_path)
-print(f"{STEP6.name}/.metadata 里记了 {len(metadata.state_dict_metadata)} 个键，例如：")
+print(f"`{STEP6.name}/.metadata` 里记了 {len(metadata.state_dict_metadata)} 个键，例如：\n")
 print("| 键 | 完整形状 | 每一块的起点 → 形状 | 在哪个文件里 |")
 print("|---|---|---|---|")
 for key in (
@@ -157,12 +157,12 @@ for key in (
         chunks = "；".join(f"{tuple(c.offsets)} → {tuple(c.sizes)}" for c in entry.chunks)
     else:
         shape, chunks = "不是张量（torch.save 存成字节）", "—"
-    print(f"| `{key}` | {shape} | {chunks} | {'、'.join(files[key])} |")
+    print(f"| `{key}` | {shape} | {chunks} | {'、'.join(f'`{path}`' for path in files[key])} |")
 split = [key for key, paths in files.items() if len(paths) == 2]
 single = {path: sum(paths == [path] for paths in files.values()) for path in ("__0_0.distcp", "__1_0.distcp")}
 print(
     f"\n分成 2 块、每个 rank 存自己那一块的键 {len(split)} 个（模型参数，Adam 的 m、v）；"
-    f"只存 1 份的键：__0_0.distcp 里 {single['__0_0.distcp']} 个，__1_0.distcp 里 {single['__1_0.distcp']} 个"
+    "只存 1 份的键：" + "，".join(f"`{path}` 里 {count} 个" for path, count in single.items())
 )
 # --8<-- [end:exercise_metadata]
 

@@ -122,7 +122,8 @@ def test_exercise_metadata_lists_shards_and_single_copies(ns, out):
     assert sum(ns["single"].values()) == len(metadata.state_dict_metadata) - 12 == 18
     assert sorted(ns["single"].values())[0] == 0, "答案说：只存一份的这次都落在同一个文件里"
     assert (
-        "| `model.0.weight` | 16×8 | (0, 0) → (8, 8)；(8, 0) → (8, 8) | __0_0.distcp、__1_0.distcp |" in out
+        "| `model.0.weight` | 16×8 | (0, 0) → (8, 8)；(8, 0) → (8, 8) | `__0_0.distcp`、`__1_0.distcp` |"
+        in out
     )
 
 
