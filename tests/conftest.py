@@ -81,7 +81,9 @@ _BUILT: set[Path] = set()  # 用到整站构建的测试文件
 
 def _order(item) -> tuple[int, int]:
     if item.path in _BUILT:
-        return 2, 0 if item.path.name == "test_browser.py" else 1
+        # 浏览器检查排在最后：整站一建好，它们最慢的那部分（逐页检查）就在后台开始了（见 AFTER_BUILD），
+        # 和其余用到整站的测试（大多是单线程的 Python）同时进行
+        return 2, 1 if item.path.name == "test_browser.py" else 0
     return (1 if item.path.parent.name == "site" else 0), 0
 
 
@@ -269,7 +271,14 @@ def built_site() -> BuiltSite:
             status_file.write_text(str(result.returncode), encoding="utf-8")
     log = log_file.read_text(encoding="utf-8")
     assert status_file.read_text(encoding="utf-8") == "0", f"严格构建失败：\n{log[-8000:]}"
-    return BuiltSite(path=site_dir, log=log, offline=offline)
+    site = BuiltSite(path=site_dir, log=log, offline=offline)
+    for callback in AFTER_BUILD:
+        callback(site)
+    return site
+
+
+# 整站建好后立刻调用的函数（测试模块导入时登记）：例如 tests/site/test_browser.py 在后台开始逐页检查
+AFTER_BUILD: list = []
 
 
 # ---------------------------------------------------------------- 临时小站点（测失败模式与保证）

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DOCS
+from tests.conftest import AFTER_BUILD, DOCS, WORKER, BuiltSite
 from tests.site.test_notebooks import AXE_NOTEBOOKS
 
 # Debian 的 Chromium；别处（如 GitHub 的 Ubuntu 运行器上预装的 Chrome）用环境变量指定
@@ -321,11 +321,32 @@ def check_pages(base: str, items: list[tuple[str, str]], workers: int = WORKERS)
     return results
 
 
+SWEEP = [(path, "light") for path in page_urls()] + [(path, "dark") for path in DARK_PAGES]
+_background: dict = {}  # 后台的逐页检查：{"future": Future, "stack": 提供网站的服务器}
+
+
+def _start_sweep(site: BuiltSite) -> None:
+    """整站一建好就在后台线程里开始逐页检查（conftest.AFTER_BUILD 调用），其余测试照常进行；
+    page_problems 再取结果。Chromium 的进程用另一个核，测试进程这时多半在跑单线程的检查。"""
+    if _background or WORKER is not None:  # pytest-xdist 的 worker 不一定运行本模块：要用时再查
+        return
+    stack = contextlib.ExitStack()
+    base = stack.enter_context(serve_directory(site.path))
+    pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sweep"))
+    _background.update(future=pool.submit(check_pages, base, SWEEP), stack=stack)
+
+
+AFTER_BUILD.append(_start_sweep)
+
+
 @pytest.fixture(scope="module")
 def page_problems(site_url) -> dict[tuple[str, str], list[str]]:
-    return check_pages(
-        site_url, [(path, "light") for path in page_urls()] + [(path, "dark") for path in DARK_PAGES]
-    )
+    if "future" in _background:
+        try:
+            return _background["future"].result()
+        finally:
+            _background["stack"].close()
+    return check_pages(site_url, SWEEP)
 
 
 @pytest.mark.parametrize("path", page_urls())
