@@ -50,6 +50,8 @@ def forward_notebook_inclusion() -> bool:
 # 见 https://github.com/danielfrg/mkdocs-jupyter/issues/199）和 Mermaid；把 575 KB 的 Jupyter 样式内联进每一页；
 # 把一个 Python 列表当作 <style> 写进页面。本站不让读者的浏览器访问别的主机：去掉这些脚本，公式和图交给本站
 # 自己的 KaTeX 与 Mermaid（lazy-assets.js），样式抽成一个共用的文件。认不出模板（样式没找到、还剩外部脚本）时报错。
+# 它还把每个代码单元格逐词着色（每个词一个 <span>）：把库文件写出来的准备单元格（%%writefile，Jupyter 里默认折叠；
+# 同样的代码在章节页上着色显示）改成不着色的纯文字，一个库文件就少几千个元素（tests/site/test_html.py 的预算）。
 
 _CDN_SCRIPTS = re.compile(
     r'<script src="">\s*</script>|<script type="text/x-mathjax-config">.*?</script>'
@@ -63,6 +65,14 @@ _JUPYTER_CSS = re.compile(
 _LIST_AS_CSS = re.compile(r"<style>\s*\['.*?'\]\s*</style>", re.S)
 _JP_MERMAID = re.compile(r'<div class="jp-Mermaid"><pre class="mermaid">\n?(.*?)</pre></div>', re.S)
 _OTHER_HOST_SCRIPT = re.compile(r'<script[^>]*\bsrc="(?:https?:)?//|import\("https?://')
+_NB_CODE = re.compile(r'(<div class="highlight-ipynb hl-python"><pre>)(.*?)(</pre></div>)', re.S)
+
+
+def _plain_library_cell(match: re.Match[str]) -> str:
+    text = html.unescape(re.sub(r"<[^>]+>", "", match[2]))
+    if not text.startswith("%%writefile "):
+        return match[0]
+    return match[1] + html.escape(text, quote=False) + match[3]
 
 
 def clean_notebook_page(html_text: str, where: str, stylesheet_link: str) -> tuple[str, str]:
@@ -79,6 +89,7 @@ def clean_notebook_page(html_text: str, where: str, stylesheet_link: str) -> tup
     html_text = _JP_MERMAID.sub(
         lambda m: f'<pre class="mermaid"><code>{m[1].strip()}</code></pre>', html_text
     )
+    html_text = _NB_CODE.sub(_plain_library_cell, html_text)
     leftover = _OTHER_HOST_SCRIPT.search(html_text)
     if leftover:
         raise TemplateChanged(f"{where}：笔记本网页里还有从别的主机加载的脚本：{leftover[0]}")

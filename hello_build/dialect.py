@@ -142,30 +142,33 @@ def first_line(root: Path, target: Target | str) -> int:
     return start + 2
 
 
-_LIBRARY_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+(_\w+)[ \t]+import\b|import[ \t]+(_\w+))", re.MULTILINE)
+# 一段代码用到的库模块：导入它（from _x import … / import _x），或者按路径运行它（"snippets/part3/_x.py"，
+# 例如 torchrun 启动的 worker 脚本）
+_LIBRARY_USE = re.compile(
+    r"^[ \t]*from[ \t]+(_\w+)[ \t]+import\b|^[ \t]*import[ \t]+(_\w+)|(?<![\w.])(_\w+)\.py\b", re.MULTILINE
+)
 
 
 def libraries(root: Path, page: str) -> list[Path]:
-    """页面旁边的库模块：docs/part2/x.md 的 snippet 可以导入 snippets/part2/_*.py。"""
+    """页面用到的库模块：它的 snippet（docs/part3/x.md ↔ snippets/part3/x.py）导入或按路径运行的 _*.py，以及这些库
+    再用到的（间接的也算），例如第三部分的 FSDP worker 导入第二部分的 snippets/part2/_tinygpt.py。执行缓存的键和
+    笔记本写出的文件都由它决定：改了页面用到的任何一个库，页面重新运行；没用到的库不写进笔记本。"""
     if Path(page).parent == Path("."):
         return []
-    return folder_libraries(root, root / "snippets" / Path(page).parent)
+    return used_libraries(root, root / "snippets" / Path(page).with_suffix(".py"))
 
 
-def folder_libraries(root: Path, folder: Path) -> list[Path]:
-    """一个 snippet 目录里的库模块 _*.py，加上它们（间接地）导入的别的部分的库模块——例如第三部分的 worker 导入
-    第二部分的 snippets/part2/_tinygpt.py。执行缓存的键和笔记本写出的文件都要包括它们：改了别的部分的库，
-    用到它的页面也要重新运行，下载的笔记本里也要有它。"""
-    found = sorted(folder.glob("_*.py"))
-    queue = list(found)
+def used_libraries(root: Path, snippet: Path) -> list[Path]:
+    """snippet 文件（直接或间接）用到的库模块，先找同一目录，再找别的部分；按第一次用到的顺序。"""
+    found: list[Path] = []
+    queue = [snippet] if snippet.exists() else []
     while queue:
-        text = queue.pop().read_text(encoding="utf-8")
-        for match in _LIBRARY_IMPORT.finditer(text):
-            name = f"{match[1] or match[2]}.py"
-            if (folder / name).exists():
-                continue
-            elsewhere = sorted((root / "snippets").glob(f"*/{name}"))
-            for path in elsewhere[:1]:  # 同名的库只有一个（tests/site/test_structure.py 检查）
+        source = queue.pop(0)
+        for match in _LIBRARY_USE.finditer(source.read_text(encoding="utf-8")):
+            name = f"{match[1] or match[2] or match[3]}.py"
+            here = snippet.parent / name
+            candidates = [here] if here.exists() else sorted((root / "snippets").glob(f"*/{name}"))
+            for path in candidates[:1]:  # 同名的库只有一个（tests/site/test_structure.py 检查）
                 if path not in found:
                     found.append(path)
                     queue.append(path)

@@ -37,7 +37,7 @@ import markdown_exec
 from markupsafe import Markup
 
 from hello_build import figures
-from hello_build.dialect import MEASURE_OPTION, Target, first_line, folder_libraries, measure_option
+from hello_build.dialect import MEASURE_OPTION, Target, first_line, measure_option, used_libraries
 from hello_build.settings import TIMEOUT_ENV, Settings
 from hello_build.store import Store
 
@@ -134,18 +134,16 @@ class Executor:
                 del sys.modules[name]
 
     def session(self, name: str | None, block_id: str | None = None) -> Session:
-        """没有适配层告诉我们页面时（Zensical），会话在第一次用到时建立；缓存链同样从 snippet 旁边的库模块开始，
+        """没有适配层告诉我们页面时（Zensical），会话在第一次用到时建立；缓存链同样从 snippet 用到的库模块开始（dialect.used_libraries），
         和 MkDocs 构建算出的键相同，所以 Zensical 也能读 MkDocs 写下的执行缓存。"""
         name = name or "anonymous"
         if (self.page, name) not in self.sessions:
-            folder = (
-                (self.settings.root / Target.parse(block_id).path).parent
-                if block_id and ":" in block_id
-                else None
+            snippet = (
+                self.settings.root / Target.parse(block_id).path if block_id and ":" in block_id else None
             )
             libraries = (
-                folder_libraries(self.settings.root, folder)
-                if folder and folder != self.settings.snippets
+                used_libraries(self.settings.root, snippet)
+                if snippet is not None and snippet.parent != self.settings.snippets
                 else []
             )
             self.start_page(self.page, {name}, libraries)

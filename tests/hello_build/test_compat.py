@@ -13,6 +13,11 @@ NOTEBOOK_PAGE = (
     '<div class="jp-Mermaid"><pre class="mermaid">\ngraph LR\nA-->B</pre></div>'
     '<h2 id="1">第 1 步：准备<a class="anchor-link" href="#1">¶</a></h2>'
     '<h2 id="1">第 1 步：训练<a class="anchor-link" href="#1">¶</a></h2>'
+    '<div class="highlight-ipynb hl-python"><pre><span></span><span class="o">%%</span><span class="n">writefile</span>'
+    ' <span class="n">lib</span><span class="o">.</span><span class="n">py</span>\n'
+    '<span class="n">x</span> <span class="o">=</span> <span class="mi">1</span> <span class="o">&lt;</span> 2\n</pre></div>'
+    '<div class="highlight-ipynb hl-python"><pre><span></span><span class="n">y</span> <span class="o">=</span>'
+    ' <span class="mi">2</span>\n</pre></div>'
 )
 
 
@@ -36,6 +41,9 @@ def test_notebook_page_is_cleaned_and_keeps_no_other_host():
     assert '<link rel="stylesheet" href="j.css">' in cleaned and "@charset" not in cleaned
     assert "<script" not in cleaned and "['a', 'b']" not in cleaned
     assert '<pre class="mermaid"><code>graph LR\nA-->B</code></pre>' in cleaned
+    # 写出库文件的单元格是不着色的纯文字（少几千个元素），其余代码单元格照样逐词着色
+    assert "<pre>%%writefile lib.py\nx = 1 &lt; 2\n</pre>" in cleaned
+    assert '<span class="n">y</span> <span class="o">=</span>' in cleaned
 
 
 def test_unrecognised_template_fails_loudly():

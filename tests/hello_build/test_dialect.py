@@ -126,23 +126,18 @@ def test_segments_split_prose_code_and_boxes():
     assert items[4] == ("show", "snippets/_lib.py:gpt", "库", "python")
 
 
-def test_libraries_are_the_private_modules_next_to_the_page(tmp_path):
-    (tmp_path / "snippets" / "part2").mkdir(parents=True)
-    for name in ("_lib.py", "_other.py", "page.py"):
-        (tmp_path / "snippets" / "part2" / name).write_text("", encoding="utf-8")
-    assert [p.name for p in dialect.libraries(tmp_path, "part2/page.md")] == ["_lib.py", "_other.py"]
-    assert dialect.libraries(tmp_path, "index.md") == []
-
-
-def test_libraries_include_what_they_import_from_other_parts(tmp_path):
-    """第三部分的 worker 导入第二部分的 _tinygpt：它也是这一页的库（缓存键、笔记本写出的文件），间接导入的也算。"""
+def test_libraries_are_the_private_modules_the_pages_snippet_uses(tmp_path):
+    """页面的库模块是它的 snippet 用到的 _*.py：导入的，或者按路径运行的（torchrun 启动的 worker 脚本），
+    以及它们再用到的，包括别的部分的（第三部分的 worker 导入第二部分的 _tinygpt）。没用到的不算。"""
     files = {
         "part2/_gpt.py": "from _data import rows\n",
         "part2/_data.py": "rows = 3\n",
         "part2/_unused.py": "",
         "part3/_worker.py": "import os\nfrom _gpt import GPT  # 第二部分的库\nimport _helper\n",
         "part3/_helper.py": "",
-        "part3/page.py": "from _worker import run\n",
+        "part3/_runner.py": "",
+        "part3/_unused.py": "",
+        "part3/page.py": 'from _worker import run\n\nRUNNER = Path("snippets/part3/_runner.py")\n',
     }
     for name, text in files.items():
         (tmp_path / "snippets" / name).parent.mkdir(parents=True, exist_ok=True)
@@ -150,4 +145,12 @@ def test_libraries_include_what_they_import_from_other_parts(tmp_path):
     found = [
         p.relative_to(tmp_path / "snippets").as_posix() for p in dialect.libraries(tmp_path, "part3/page.md")
     ]
-    assert found == ["part3/_helper.py", "part3/_worker.py", "part2/_gpt.py", "part2/_data.py"]
+    assert found == [
+        "part3/_worker.py",
+        "part3/_runner.py",
+        "part2/_gpt.py",
+        "part3/_helper.py",
+        "part2/_data.py",
+    ]
+    assert dialect.libraries(tmp_path, "part2/none.md") == [], "没有 snippet 的页面没有库"
+    assert dialect.libraries(tmp_path, "index.md") == []
