@@ -69,18 +69,19 @@ def pytest_itemcollected(item):
     item.config.stash.setdefault(COLLECTED, set()).add(item.path.relative_to(ROOT).as_posix())
 
 
-# 测试文件的顺序。用 pytest-xdist 并行时（`-n 2 --dist loadfile --no-loadscope-reorder`，可选）：一个文件的测试只在一个
-# worker 里运行，同一个 snippet 在一个进程里只运行一次，文件按这里排好的顺序发出：
+# 测试的顺序：
 #   0. snippet 与构建包的测试——它们把代码块的输出写进执行缓存，整站构建随后取用；
-#   1. 只构建临时小站点的测试；
-#   2. 用整站构建（built_site）的测试，最慢的浏览器检查排第一。整站只构建一次（见 built_site）：并行时先到的
-#      worker 构建，另一个等它。
+#   1. 只构建临时小站点的测试——这时整站构建已经在后台开始了（pytest_runtest_setup），两者各用一个核；
+#   2. 用整站构建（built_site）的测试，浏览器检查排最后。整站只构建一次（见 built_site）。
+# 按单个测试分类，不按文件：同一个文件里只建临时小站点的测试（如 test_cache.py 的前两个）归第 1 类，和整站构建同时进行。
+# 用 pytest-xdist 并行时（`-n 2 --dist loadfile --no-loadscope-reorder`，可选）：一个文件的测试只在一个 worker 里运行，
+# 同一个 snippet 在一个进程里只运行一次；并行时先到的 worker 构建整站，另一个等它。
 # （--dist loadgroup 在 pytest 9.2 上不起作用：xdist 3.8 改写的是 pytest 已经不用的 item._nodeid。）
-_BUILT: set[Path] = set()  # 用到整站构建的测试文件
+_BUILT: set[str] = set()  # 用到整站构建的测试（nodeid）
 
 
 def _order(item) -> tuple[int, int]:
-    if item.path in _BUILT:
+    if item.nodeid in _BUILT:
         # 浏览器检查排在最后：整站一建好，它们最慢的那部分（逐页检查）就在后台开始了（见 AFTER_BUILD），
         # 和其余用到整站的测试（大多是单线程的 Python）同时进行
         return 2, 1 if item.path.name == "test_browser.py" else 0
@@ -88,7 +89,7 @@ def _order(item) -> tuple[int, int]:
 
 
 def pytest_collection_modifyitems(config, items):
-    _BUILT.update(item.path for item in items if "built_site" in item.fixturenames)
+    _BUILT.update(item.nodeid for item in items if "built_site" in item.fixturenames)
     items.sort(key=_order)  # sort 是稳定的：同一类里保持收集的顺序
 
 
