@@ -295,15 +295,10 @@ def split_by_rank(output: str) -> dict[int, list[str]]:
     return dict(sorted(logs.items()))
 
 
-def run_torchrun(worker: Path, *args: str, nproc: int = 2, timeout: float = 120) -> dict[int, list[str]]:
-    """用 torchrun 启动 nproc 个进程运行 worker，返回每个 rank 的输出行。
-
-    失败（任何一个 rank 出错）或超过 timeout 秒时抛出 DistributedRunError，附上全部输出；绝不挂起。
-    --standalone 让 torchrun 自己在本机选一个空闲端口，同时运行的几次启动互不冲突。
-    """
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
-    command += [str(worker), *args]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+def run_launcher(command: list[str], timeout: float, env: dict | None = None) -> tuple[str, str]:
+    """运行一条 torchrun 命令，返回 (全部输出, 出了什么问题；没问题时为空字符串)。
+    超过 timeout 秒还没结束，就结束整棵进程树（torchrun 和它启动的每个 worker）：绝不挂起。"""
+    env = env or {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         output, _ = process.communicate(timeout=timeout)
@@ -314,6 +309,17 @@ def run_torchrun(worker: Path, *args: str, nproc: int = 2, timeout: float = 120)
                 os.kill(pid, signal.SIGKILL)
         output, _ = process.communicate()
         problem = f"超过 {timeout:g} 秒没有结束，已结束全部进程"
+    return output, problem
+
+
+def run_torchrun(worker: Path, *args: str, nproc: int = 2, timeout: float = 120) -> dict[int, list[str]]:
+    """用 torchrun 启动 nproc 个进程运行 worker，返回每个 rank 的输出行。
+
+    失败（任何一个 rank 出错）或超过 timeout 秒时抛出 DistributedRunError，附上全部输出；绝不挂起。
+    --standalone 让 torchrun 自己在本机选一个空闲端口，同时运行的几次启动互不冲突。
+    """
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
+    output, problem = run_launcher([*command, str(worker), *args], timeout)
     if problem:
         per_rank = "\n".join(
             f"--- rank {rank} ---\n" + "\n".join(lines) for rank, lines in split_by_rank(output).items()

@@ -15,12 +15,10 @@
 
 # --8<-- [start:imports]
 import argparse
-import contextlib
 import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +29,7 @@ import _ddp_worker
 import torch
 import torch.distributed.checkpoint as dcp
 import torch.nn as nn
-from _ddp_worker import DistributedRunError, _process_tree, log, run_rank, split_by_rank
+from _ddp_worker import DistributedRunError, log, run_rank, split_by_rank
 from _fsdp_worker import shard_model
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.checkpoint.stateful import Stateful
@@ -249,16 +247,7 @@ def run_torchrun_elastic(
         # 会读到上一次尝试的进程登记的地址而连不上（pytorch/pytorch#135712）
         "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
     }
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        output, _ = process.communicate(timeout=timeout)
-        problem = f"退出码 {process.returncode}" if process.returncode else ""
-    except subprocess.TimeoutExpired:
-        for pid in reversed(_process_tree(process.pid)):  # 先结束 worker，再结束 torchrun
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        problem = f"超过 {timeout:g} 秒没有结束，已结束全部进程"
+    output, problem = _ddp_worker.run_launcher(command, timeout, env)
     if problem:
         raise DistributedRunError(f"{worker} 的分布式运行失败（{problem}）。\n完整输出：\n{output}")
     return output
