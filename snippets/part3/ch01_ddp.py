@@ -259,6 +259,16 @@ print(
 
 
 # --8<-- [start:exercise_replay]
+def rank_orders(epoch: int) -> list[list[int]]:
+    """这一轮里每个 rank 的 DistributedSampler 给出的样本顺序，和 worker 里的一样。"""
+    orders = []
+    for rank in range(WORLD_SIZE):
+        sampler = make_sampler(dataset, rank, WORLD_SIZE)
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+    return orders
+
+
 def replay(dtype: torch.dtype) -> tuple[dict, dict]:
     """在本进程里同时训练两个模型，数据顺序与 1.4 节相同：
     一个照 DDP 的做法，每个 rank 的 8 个样本分别求梯度再平均；一个在合并批量的 16 个样本上直接求梯度。"""
@@ -266,11 +276,7 @@ def replay(dtype: torch.dtype) -> tuple[dict, dict]:
     ddp_like, combined = make_model().to(dtype), make_model().to(dtype)
     optimizers = [torch.optim.SGD(m.parameters(), lr=LR) for m in (ddp_like, combined)]
     for epoch in range(EPOCHS):
-        per_rank = []
-        for rank in range(WORLD_SIZE):
-            sampler = make_sampler(dataset, rank, WORLD_SIZE)
-            sampler.set_epoch(epoch)
-            per_rank.append(list(sampler))
+        per_rank = rank_orders(epoch)
         for offset in range(0, len(per_rank[0]), LOCAL_BATCH):
             batches = [indices[offset : offset + LOCAL_BATCH] for indices in per_rank]
             rank_grads = []
@@ -312,11 +318,7 @@ def replay_accumulation(make_optimizer, divide_by_k: bool) -> dict:
     model = make_model()
     optimizer = make_optimizer(model.parameters())
     for epoch in range(EPOCHS):
-        per_rank = []
-        for rank in range(WORLD_SIZE):
-            sampler = make_sampler(dataset, rank, WORLD_SIZE)
-            sampler.set_epoch(epoch)
-            per_rank.append(list(sampler))
+        per_rank = rank_orders(epoch)
         for offset in range(0, len(per_rank[0]), span):
             optimizer.zero_grad()
             for indices in per_rank:
