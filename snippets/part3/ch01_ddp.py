@@ -67,23 +67,31 @@ else:
 # --8<-- [start:reference]
 # 单进程对照：同一个初始模型、同一个优化器，每一步用两个 rank 那一步的样本合在一起的“合并批量”
 dataset = make_data()
-reference = make_model()
-optimizer = torch.optim.SGD(reference.parameters(), lr=LR)
-samplers = [make_sampler(dataset, rank, WORLD_SIZE) for rank in range(WORLD_SIZE)]
-reference_losses = []
-for epoch in range(EPOCHS):
-    for sampler in samplers:
-        sampler.set_epoch(epoch)
-    per_rank = [list(sampler) for sampler in samplers]  # 每个 rank 这一轮依次取到的样本编号
-    for offset in range(0, len(per_rank[0]), LOCAL_BATCH):
-        batch = [i for indices in per_rank for i in indices[offset : offset + LOCAL_BATCH]]
-        x, y = dataset[batch]
-        loss = torch.nn.functional.mse_loss(reference(x), y)  # 合并批量的 16 个样本一起求平均
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        reference_losses.append(loss.item())
-print(f"单进程训练了 {len(reference_losses)} 步，每步的合并批量有 {len(batch)} 个样本")
+
+
+def train_combined(span: int) -> tuple[torch.nn.Module, list[float], int]:
+    """在本进程里训练：每一步把每个 rank 这一步的 span 个样本合在一起求平均损失。返回模型、每步的损失和每步的样本数。"""
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR)
+    samplers = [make_sampler(dataset, rank, WORLD_SIZE) for rank in range(WORLD_SIZE)]
+    losses = []
+    for epoch in range(EPOCHS):
+        for sampler in samplers:
+            sampler.set_epoch(epoch)
+        per_rank = [list(sampler) for sampler in samplers]  # 每个 rank 这一轮依次取到的样本编号
+        for offset in range(0, len(per_rank[0]), span):
+            batch = [i for indices in per_rank for i in indices[offset : offset + span]]
+            x, y = dataset[batch]
+            loss = torch.nn.functional.mse_loss(model(x), y)  # 合并起来的样本一起求平均
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+    return model, losses, len(batch)
+
+
+reference, reference_losses, combined_size = train_combined(LOCAL_BATCH)
+print(f"单进程训练了 {len(reference_losses)} 步，每步的合并批量有 {combined_size} 个样本")
 print("合并批量上的损失:", [round(v, 4) for v in reference_losses])
 # --8<-- [end:reference]
 
@@ -148,23 +156,9 @@ accumulated = {
 
 # --8<-- [start:accumulate_reference]
 # 单进程对照：每一步用两个 rank 这一步的全部 ACCUMULATION 个微批量，合起来是 1.4 节合并批量的 ACCUMULATION 倍
-big_reference = make_model()
-optimizer = torch.optim.SGD(big_reference.parameters(), lr=LR)
 span = LOCAL_BATCH * ACCUMULATION  # 每个 rank 每一步用的样本数
-big_losses = []
-for epoch in range(EPOCHS):
-    for sampler in samplers:
-        sampler.set_epoch(epoch)
-    per_rank = [list(sampler) for sampler in samplers]
-    for offset in range(0, len(per_rank[0]), span):
-        big_batch = [i for indices in per_rank for i in indices[offset : offset + span]]
-        x, y = dataset[big_batch]
-        loss = torch.nn.functional.mse_loss(big_reference(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        big_losses.append(loss.item())
-print(f"单进程训练了 {len(big_losses)} 步，每步 {len(big_batch)} 个样本（1.4 节的 {ACCUMULATION} 倍）")
+big_reference, big_losses, big_size = train_combined(span)
+print(f"单进程训练了 {len(big_losses)} 步，每步 {big_size} 个样本（1.4 节的 {ACCUMULATION} 倍）")
 print("损失:", [round(v, 4) for v in big_losses])
 # --8<-- [end:accumulate_reference]
 

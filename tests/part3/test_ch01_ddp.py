@@ -116,7 +116,7 @@ def test_no_sync_cuts_allreduces_from_k_to_one_per_step(run_snippet):
 def test_accumulation_equals_a_k_times_larger_batch(run_snippet):
     ns = run_snippet(SNIPPET).ns
     k, big = ns["ACCUMULATION"], ns["big_reference"].state_dict()
-    assert len(ns["big_batch"]) == k * ns["LOCAL_BATCH"] * ns["WORLD_SIZE"] == 32
+    assert ns["big_size"] == k * ns["LOCAL_BATCH"] * ns["WORLD_SIZE"] == 32
     assert len(ns["big_losses"]) == 4 and ns["big_losses"][-1] < 0.3 * ns["big_losses"][0]
     for variant in ("sync", "no_sync"):
         results = ns["accumulated"][variant]
