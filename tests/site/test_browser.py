@@ -1,8 +1,9 @@
 """在真实浏览器（Debian 的 Chromium，由 Playwright 驱动）里检查构建出的每一页。
 
 每一页：不向本站以外的主机发任何请求；没有控制台错误和未捕获的异常；每个 Mermaid 图都画成了 SVG；
-每个公式都排版了；没有图或公式的页面不加载 Mermaid / KaTeX；axe-core 查不出严重的无障碍问题（每个章节页，颜色对比度只查 CONTRAST_PAGES；笔记本网页查两本，见 AXE_NOTEBOOKS）；
-375 像素宽的手机视口里没有横向滚动。全站：代码复制按钮、深浅色切换、中文搜索。
+每个公式都排版了；没有图或公式的页面不加载 Mermaid / KaTeX；axe-core 查不出严重的无障碍问题（每个章节页，颜色对比度只查 CONTRAST_PAGES）；
+375 像素宽的手机视口里没有横向滚动。笔记本网页只打开两本（BROWSER_NOTEBOOKS：它们包含笔记本里的每一种内容；其余各本
+由读文件的检查覆盖，见 tests/site/test_notebooks.py）。全站：代码复制按钮、深浅色切换、中文搜索。
 没有 Chromium 时整个模块跳过（CI 里则报错，见下面的 CHROMIUM）。
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import AFTER_BUILD, DOCS, WORKER, BuiltSite
-from tests.site.test_notebooks import AXE_NOTEBOOKS
+from tests.site.test_notebooks import BROWSER_NOTEBOOKS
 
 # Debian 的 Chromium；别处（如 GitHub 的 Ubuntu 运行器上预装的 Chrome）用环境变量指定
 CHROMIUM = os.environ.get("HELLO_PYTORCH_CHROMIUM", "/usr/bin/chromium")
@@ -35,6 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # 除了本机，任何主机名都解析不了：页面要去别处取东西时，请求照样记下来（request 事件），但发不出去
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 INSTALL_HINT = "apt-get update && apt-get install -y chromium fonts-noto-cjk"
 
@@ -136,26 +139,56 @@ class PageReport:
 
 
 def visit(
-    browser, base: str, path: str, wait_ms: int = 20_000, **context_args
+    browser, base: str, path: str, wait_ms: int = 20_000, tab=None, **context_args
 ) -> tuple[PageReport, object, object]:
-    """打开一页，等 Mermaid 和 KaTeX 完成（最多 wait_ms 毫秒），返回 (报告, page, context)。调用者负责关闭 context。"""
-    context = browser.new_context(**context_args)
-    context.add_init_script(OPEN_SHADOW_ROOTS)
-    report = PageReport(url=base + path)
+    """打开一页，等 Mermaid 和 KaTeX 完成（最多 wait_ms 毫秒），返回 (报告, page, context)。调用者负责关闭 context。
 
-    def route(route_obj):
-        url = route_obj.request.url
+    tab 是逐页检查复用的标签页（见 open_tab）：同一个标签页接着打开下一页，省下每页新开浏览器上下文和渲染进程的时间，
+    这时返回的 context 是 None。请求不拦截（拦截会关掉浏览器缓存）：本站以外的主机名在 CHROMIUM_ARGS 里就解析不了，
+    request 事件照样记下每个请求。"""
+    report = PageReport(url=base + path)
+    if tab is None:
+        context = browser.new_context(**context_args)
+        context.add_init_script(OPEN_SHADOW_ROOTS)
+        page = context.new_page()
+    else:
+        context, page = None, tab
+
+    def on_request(request):
+        url = request.url
         if url.startswith(base) or url.startswith(("data:", "blob:")):
             report.requested.append(url)
-            route_obj.continue_()
         else:
             report.outside_requests.append(url)
-            route_obj.abort()
 
-    context.route("**/*", route)
-    page = context.new_page()
-    page.on("console", lambda msg: report.errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: report.errors.append(str(exc)))
+    def on_console(msg):
+        if msg.type == "error":
+            report.errors.append(msg.text)
+
+    def on_error(exc):
+        report.errors.append(str(exc))
+
+    page.on("request", on_request)
+    page.on("console", on_console)
+    page.on("pageerror", on_error)
+    try:
+        _load(page, report, wait_ms)
+    finally:
+        if tab is not None:  # 复用的标签页：这一页的记录到此为止
+            page.remove_listener("request", on_request)
+            page.remove_listener("console", on_console)
+            page.remove_listener("pageerror", on_error)
+    return report, page, context
+
+
+def open_tab(browser, scheme: str):
+    """逐页检查用的标签页：一个浏览器上下文里的一个页面，按配色打开；调用者关闭返回的 context。"""
+    context = browser.new_context(color_scheme=scheme)
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    return context, context.new_page()
+
+
+def _load(page, report: PageReport, wait_ms: int) -> None:
     page.goto(report.url, wait_until="load")
     report.mermaid_sources = page.locator("pre.mermaid, div.mermaid").count()
     report.formulas = page.locator(".arithmatex").count()
@@ -197,7 +230,6 @@ def visit(
     notebook_cells = page.locator(".jupyter-wrapper .jp-RenderedMarkdown[data-typeset]")
     report.formulas += notebook_cells.count()
     report.typeset += page.locator(".jupyter-wrapper .jp-RenderedMarkdown[data-typeset]:has(.katex)").count()
-    return report, page, context
 
 
 @pytest.fixture(scope="module")
@@ -205,13 +237,13 @@ def site_url(built_site, serve):
     return serve(built_site.path)
 
 
-def test_axe_notebooks_are_real_notebook_pages():
-    assert set(AXE_NOTEBOOKS) <= set(page_urls()), "做 axe 检查的笔记本网页必须存在"
+def test_the_notebooks_opened_in_the_browser_are_real_notebook_pages():
+    assert set(BROWSER_NOTEBOOKS) <= set(page_urls()), "浏览器打开的笔记本网页必须存在"
 
 
 # 颜色对比度（axe 的 color-contrast 规则）占 axe 用时的七成，它查的是主题给每种元素配的颜色，与是哪一页无关：
 # 只在这几页上查，它们合起来包含章节页上出现的每一种元素（test_contrast_pages_contain_every_kind_of_element），
-# 其余章节页照样做 axe 的其他检查（标题、标签、替代文字、id……）。深色模式抽查的页面和 AXE_NOTEBOOKS 也查对比度。
+# 其余章节页照样做 axe 的其他检查（标题、标签、替代文字、id……）。深色模式抽查的页面和 BROWSER_NOTEBOOKS 也查对比度。
 CONTRAST_PAGES = (
     "",
     "part1/ch03_algorithm/",
@@ -257,34 +289,33 @@ def axe_problems(page, contrast: bool = True) -> list[str]:
     return problems
 
 
-def check_page(browser, base: str, path: str, scheme: str) -> list[str]:
-    """一页的全部检查：离线、图与公式、axe（浅色时再看手机宽度），返回找到的问题。"""
+def check_page(tab, base: str, path: str, scheme: str) -> list[str]:
+    """一页的全部检查：离线、图与公式、axe（浅色时再看手机宽度），返回找到的问题。tab 是这个配色的标签页（open_tab）。"""
     name = f"{path or '首页'}（{'深色' if scheme == 'dark' else '浅色'}）"
     try:
-        report, page, context = visit(browser, base, path, color_scheme=scheme)
+        report, page, _context = visit(None, base, path, tab=tab)
     except Exception as error:  # 等待渲染超时：把已知情况一起报告
         return [f"{name} 没有在 20 秒内画完图或排完公式：{error}"]
-    try:
-        if scheme == "dark":
-            body = page.get_attribute("body", "data-md-color-scheme")
-            problems = [] if body == "slate" else [f"深色模式没有生效（data-md-color-scheme={body}）"]
-            return problems + axe_problems(page)
-        notebook = path.startswith("notebooks/")
-        axe = []
-        if path in AXE_NOTEBOOKS or not notebook:
-            axe = axe_problems(page, contrast=path in AXE_NOTEBOOKS or path in CONTRAST_PAGES)
-        problems = report.problems() + axe
-        # 同一次打开，再看手机宽度：375 像素宽时不能横向滚动
-        page.set_viewport_size({"width": 375, "height": 812})
-        page.wait_for_timeout(100)
-        widths = page.evaluate(
-            "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-        )
-        if widths[0] > widths[1]:
-            problems.append(f"375px 宽时可以横向滚动：{widths}")
-        return problems
-    finally:
-        context.close()
+    if scheme == "dark":
+        body = page.get_attribute("body", "data-md-color-scheme")
+        problems = [] if body == "slate" else [f"深色模式没有生效（data-md-color-scheme={body}）"]
+        return problems + report.problems() + axe_problems(page)
+    problems = report.problems() + axe_problems(
+        page, contrast=path in BROWSER_NOTEBOOKS or path in CONTRAST_PAGES
+    )
+    # 同一次打开，再看手机宽度：375 像素宽时不能横向滚动；看完恢复桌面宽度，标签页接着打开下一页
+    page.set_viewport_size({"width": 375, "height": 812})
+    page.wait_for_timeout(100)
+    widths = page.evaluate(
+        "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    page.set_viewport_size(DESKTOP)
+    if widths[0] > widths[1]:
+        problems.append(f"375px 宽时可以横向滚动：{widths}")
+    return problems
+
+
+DESKTOP = {"width": 1280, "height": 720}  # Playwright 默认的视口
 
 
 # 深色模式抽查有图、有公式、有代码和图表的页面
@@ -301,7 +332,7 @@ def check_pages(base: str, items: list[tuple[str, str]], workers: int = WORKERS)
         work.put(item)
 
     def worker() -> dict:
-        found = {}
+        found, tabs = {}, {}
         with sync_playwright() as playwright:
             own = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
@@ -310,7 +341,9 @@ def check_pages(base: str, items: list[tuple[str, str]], workers: int = WORKERS)
                         path, scheme = work.get_nowait()
                     except queue.Empty:
                         return found
-                    found[path, scheme] = check_page(own, base, path, scheme)
+                    if scheme not in tabs:
+                        tabs[scheme] = open_tab(own, scheme)
+                    found[path, scheme] = check_page(tabs[scheme][1], base, path, scheme)
             finally:
                 own.close()
 
@@ -321,7 +354,9 @@ def check_pages(base: str, items: list[tuple[str, str]], workers: int = WORKERS)
     return results
 
 
-SWEEP = [(path, "light") for path in page_urls()] + [(path, "dark") for path in DARK_PAGES]
+# 浏览器打开的页面：每个章节页，笔记本网页只开 BROWSER_NOTEBOOKS
+OPENED = [path for path in page_urls() if not path.startswith("notebooks/") or path in BROWSER_NOTEBOOKS]
+SWEEP = [(path, "light") for path in OPENED] + [(path, "dark") for path in DARK_PAGES]
 _background: dict = {}  # 后台的逐页检查：{"future": Future, "stack": 提供网站的服务器}
 
 
@@ -349,7 +384,7 @@ def page_problems(site_url) -> dict[tuple[str, str], list[str]]:
     return check_pages(site_url, SWEEP)
 
 
-@pytest.mark.parametrize("path", page_urls())
+@pytest.mark.parametrize("path", OPENED)
 def test_page_works_offline_renders_and_is_accessible(page_problems, path):
     problems = page_problems[path, "light"]
     assert not problems, f"{path or '首页'}：\n" + "\n".join(problems)

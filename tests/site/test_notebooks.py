@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import os
 import re
@@ -38,10 +39,12 @@ MAGIC = re.compile(r"\A%%display_as (markdown|html)\n")
 INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^":]+):(?P<section>[\w-]+)"', re.MULTILINE)
 
 
-# 笔记本网页都由同一个转换器（mkdocs-jupyter）用同一个模板生成，彼此只差在单元格里有哪些种类的内容。浏览器测试
-# 只对这两本运行 axe（最慢的一步），其余每本照样检查离线、图与公式、控制台错误和手机宽度；这两本合起来必须包含
-# 笔记本里出现的每一种内容（test_the_notebooks_checked_by_axe_contain_every_kind_of_content）。
-AXE_NOTEBOOKS = ("notebooks/part1/ch03_algorithm/", "notebooks/part3/ch01_ddp/")
+# 笔记本网页都由同一个转换器（mkdocs-jupyter）用同一个模板、同一组脚本生成，彼此只差在单元格里有哪些种类的内容。
+# 浏览器测试只打开这两本（离线、图与公式、控制台错误、axe 含颜色对比度、手机宽度）；这两本合起来必须包含笔记本里
+# 出现的每一种内容（test_the_notebooks_opened_in_the_browser_contain_every_kind_of_content）。其余每本由读文件的
+# 检查覆盖：不从别的主机加载任何东西（tests/site/test_html.py），每个公式原样到达网页、又是章节页上排版过的
+# 公式之一（test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_chapter）。
+BROWSER_NOTEBOOKS = ("notebooks/part1/ch03_algorithm/", "notebooks/part3/ch01_ddp/")
 
 
 def code_pages() -> list[str]:
@@ -299,14 +302,61 @@ def notebook_features(nb) -> set[str]:
     return found
 
 
-def test_the_notebooks_checked_by_axe_contain_every_kind_of_content(downloaded, notebook_manifest):
-    """浏览器测试只对两本笔记本的网页运行 axe（AXE_NOTEBOOKS，见本文件开头）：这两本合起来必须
-    包含所有笔记本里出现的每一种内容，不然新的那种内容就没有经过无障碍检查。"""
+def test_the_notebooks_opened_in_the_browser_contain_every_kind_of_content(downloaded, notebook_manifest):
+    """浏览器测试只打开两本笔记本的网页（BROWSER_NOTEBOOKS，见本文件开头）：这两本合起来必须
+    包含所有笔记本里出现的每一种内容，不然新的那种内容就没有在浏览器里检查过。"""
     by_url = {
         f"notebooks/{entry['notebook'].removeprefix('notebooks/').removesuffix('.ipynb')}/": page
         for page, entry in notebook_manifest.items()
     }
-    checked = set().union(*(notebook_features(downloaded[by_url[url]]) for url in AXE_NOTEBOOKS))
+    checked = set().union(*(notebook_features(downloaded[by_url[url]]) for url in BROWSER_NOTEBOOKS))
     everywhere = set().union(*(notebook_features(nb) for nb in downloaded.values()))
     assert len(everywhere) >= 8, f"特征提取应当找到多种内容：{everywhere}"
-    assert everywhere - checked == set(), f"这些内容只出现在没有做 axe 检查的笔记本里：{everywhere - checked}"
+    assert everywhere - checked == set(), f"这些内容只出现在浏览器没有打开的笔记本里：{everywhere - checked}"
+
+
+_FENCED = re.compile(
+    r"^(`{3,}|~{3,}).*?^\1", re.S | re.M
+)  # Markdown 单元格里的代码块（Shell 的 $HOST 不是公式）
+_INLINE_CODE = re.compile(r"`[^`\n]+`")
+NOTEBOOK_MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+)\$", re.S)
+_ARITHMATEX = re.compile(r'class="arithmatex">(.*?)</(?:span|div)>', re.S)
+
+
+def notebook_formulas(nb) -> list[str]:
+    """笔记本 Markdown 单元格里代码以外的公式（$…$ 与 $$…$$ 之间的 TeX），按出现顺序。"""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            prose = _INLINE_CODE.sub("", _FENCED.sub("", cell.source))
+            found += [(block or inline).strip() for block, inline in NOTEBOOK_MATH.findall(prose)]
+    return found
+
+
+def chapter_formulas(html: str) -> set[str]:
+    """章节页上 pymdownx.arithmatex 输出的公式（去掉 \\( \\) 与 \\[ \\]）——浏览器测试在章节页上检查它们都排版了。"""
+    return {html_lib.unescape(source).strip()[2:-2].strip() for source in _ARITHMATEX.findall(html)}
+
+
+def test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_chapter(
+    built_site, downloaded, notebook_manifest
+):
+    """浏览器只打开两本笔记本的网页（BROWSER_NOTEBOOKS）。其余的公式由这里保证：每个公式（1）是同一章的章节页上
+    的公式之一——浏览器测试在章节页上检查过它由 KaTeX 排版、没有出错（两种网页用同一个 KaTeX）；（2）原样出现
+    在笔记本网页的文字里——Markdown 转换没有把 _ 或 * 当成强调、把它拆坏，网页上的 lazy-assets.js 找得到它。"""
+    checked = 0
+    for page, entry in notebook_manifest.items():
+        formulas = notebook_formulas(downloaded[page])
+        typeset = chapter_formulas(built_site.html(page))
+        stem = (
+            entry["notebook"].removesuffix(".ipynb").removesuffix("/index")
+        )  # notebooks/index.ipynb 是笔记本首页
+        web = built_site.path / stem / "index.html"
+        text = html_lib.unescape(re.sub(r"<[^>]+>", "", web.read_text(encoding="utf-8")))
+        for tex in formulas:
+            assert tex in typeset, f"{page} 的笔记本里有章节页上没有的公式：{tex!r}"
+            assert tex in text, (
+                f"{entry['notebook']} 的网页上，公式 {tex!r} 没有原样出现（被 Markdown 转换改坏了？）"
+            )
+        checked += len(formulas)
+    assert checked >= 50, f"应当找到并检查笔记本里的公式，只找到 {checked} 个"
