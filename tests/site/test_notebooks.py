@@ -328,14 +328,22 @@ def notebook_formulas(nb) -> list[str]:
     found = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            prose = _INLINE_CODE.sub("", _FENCED.sub("", cell.source))
-            found += [(block or inline).strip() for block, inline in NOTEBOOK_MATH.findall(prose)]
+            prose = _INLINE_CODE.sub("", _FENCED.sub("", _QUOTE_MARKS.sub("", cell.source)))
+            found += [_squeeze(block or inline) for block, inline in NOTEBOOK_MATH.findall(prose)]
     return found
+
+
+_QUOTE_MARKS = re.compile(r"^(?:[ \t]*>[ \t]?)+", re.M)  # 引用块每行开头的 >：不是公式的一部分
+
+
+def _squeeze(text: str) -> str:
+    """空白只作分隔（TeX 与 HTML 都不在乎有几个空格、换不换行）。"""
+    return " ".join(text.split())
 
 
 def chapter_formulas(html: str) -> set[str]:
     """章节页上 pymdownx.arithmatex 输出的公式（去掉 \\( \\) 与 \\[ \\]）——浏览器测试在章节页上检查它们都排版了。"""
-    return {html_lib.unescape(source).strip()[2:-2].strip() for source in _ARITHMATEX.findall(html)}
+    return {_squeeze(html_lib.unescape(source).strip()[2:-2]) for source in _ARITHMATEX.findall(html)}
 
 
 def test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_chapter(
@@ -352,7 +360,7 @@ def test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_ch
             entry["notebook"].removesuffix(".ipynb").removesuffix("/index")
         )  # notebooks/index.ipynb 是笔记本首页
         web = built_site.path / stem / "index.html"
-        text = html_lib.unescape(re.sub(r"<[^>]+>", "", web.read_text(encoding="utf-8")))
+        text = _squeeze(html_lib.unescape(re.sub(r"<[^>]+>", "", web.read_text(encoding="utf-8"))))
         for tex in formulas:
             assert tex in typeset, f"{page} 的笔记本里有章节页上没有的公式：{tex!r}"
             assert tex in text, (
@@ -360,3 +368,14 @@ def test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_ch
             )
         checked += len(formulas)
     assert checked >= 50, f"应当找到并检查笔记本里的公式，只找到 {checked} 个"
+
+
+def test_formula_extraction_skips_code_and_quote_marks():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("> 链式法则：\n>\n> $$\n> \\frac{a}{b} = w_i\n> $$\n\n`$HOST` 与 $x$")
+    ]
+    assert notebook_formulas(nb) == ["\\frac{a}{b} = w_i", "x"]
+    assert chapter_formulas('<div class="arithmatex">\\[\n\\frac{a}{b} = w_i\n\\]</div>') == {
+        "\\frac{a}{b} = w_i"
+    }

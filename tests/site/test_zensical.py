@@ -70,17 +70,26 @@ def test_every_output_equals_the_mkdocs_build(built_site, zensical_site):
     assert "hp-runtime-table" in zensical_site.html("runtime.md"), "运行时间页说明这张表只在 MkDocs 构建里有"
 
 
-@pytest.mark.parametrize("path", ["", "part1/ch04_math/", "part2/ch03_finetune/", "part3/ch03_cluster/"])
-def test_zensical_pages_make_no_outside_request(zensical_site, path):
+@pytest.fixture(scope="module")
+def zensical_tab(zensical_site):
+    """(基础 URL, 标签页)：一个 Chromium、一个标签页，依次打开下面的几页。"""
     from playwright.sync_api import sync_playwright
 
-    from tests.site.test_browser import CHROMIUM, CHROMIUM_ARGS, serve_directory, visit
+    from tests.site.test_browser import CHROMIUM, CHROMIUM_ARGS, open_tab, serve_directory
 
     with serve_directory(zensical_site.path) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            report, _page, context = visit(browser, base, path)
-            context.close()
+            _context, tab = open_tab(browser, "light")
+            yield base, tab
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("path", ["", "part1/ch04_math/", "part2/ch03_finetune/", "part3/ch03_cluster/"])
+def test_zensical_pages_make_no_outside_request(zensical_tab, path):
+    from tests.site.test_browser import visit
+
+    base, tab = zensical_tab
+    report, _page, _context = visit(None, base, path, tab=tab)
     assert not report.problems(), f"{path or '首页'}（Zensical）：\n" + "\n".join(report.problems())
