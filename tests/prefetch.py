@@ -61,17 +61,10 @@ def notebook_jobs(settings: Settings) -> list[Job]:
 PREFETCH_CELL_TIMEOUT = 900
 
 
-def longest_first(job: Job) -> int:
-    """后面几部分的笔记本运行得最久（第三部分的每一本都要启动 torchrun、等各进程会合）：先运行它们，
-    它们的等待和测试进程的工作重叠；最后剩下的是几秒钟的短笔记本，整站构建开始时不必再等一本长的。"""
-    part = re.search(r"/part(\d+)/", job.uri)
-    return -int(part[1]) if part else 0
-
-
 def run_notebooks(settings: Settings) -> None:
     """一本接一本地运行（另一个核留给测试进程）；一本出错不影响后面的（整站构建会再运行它，在测试里报告错误）。"""
     store = Store(settings.cache / "notebooks" / "outputs")
-    for job in sorted(notebook_jobs(settings), key=longest_first):
+    for job in notebook_jobs(settings):
         runner = Runner(store, settings.cache / "notebooks" / "run", PREFETCH_CELL_TIMEOUT, workers=1)
         runner.start([job])
         try:
