@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    # 除了本机，任何主机名都解析不了：页面要去别处取东西时，请求照样记下来（request 事件），但发不出去
+    # 除了 127.0.0.1（本站的测试服务器），任何主机名都解析不了：页面要去别处取东西时，请求照样记下来（request 事件），但发不出去
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ]
 INSTALL_HINT = "apt-get update && apt-get install -y chromium fonts-noto-cjk"
