@@ -510,6 +510,17 @@ print(
     f"对 {n_layer * n_head} 个头、{ANSWER_LEN} 位答案平均，准确率置零时 {ablated.mean():.1%}，"
     f"换成平均值时 {mean_ablated.mean():.1%}（原模型三位平均 {baseline.mean():.1%}）。"
 )
+# 7.4 节里每一位伤得最重的头
+worst = [divmod(int(ablated[:, :, d].argmin()), n_head) for d in range(ANSWER_LEN)]
+print(
+    "\n7.4 节里每一位伤得最重的头，置零 → 换成平均值："
+    + "；".join(
+        f"{DIGITS[d]}是层 {layer} 头 {head}，{ablated[layer, head, d]:.1%} → {mean_ablated[layer, head, d]:.1%}"
+        f"（原模型 {baseline[d]:.1%}）"
+        for d, (layer, head) in enumerate(worst)
+    )
+    + "。"
+)
 # --8<-- [end:exercise_mean_ablation]
 
 
@@ -567,15 +578,32 @@ for i in unsure.tolist():
     most_likely[i] = every_answer[p.argmax()]
 differs = (most_likely != greedy).any(dim=1)
 print(
-    f"贪心那一串的概率超过 0.5 的题：{len(prompts) - len(unsure)} 道，其余 {len(unsure)} 道逐一穷举 {len(every_answer):,} 串"
+    f"- 贪心那一串的概率超过 0.5 的题：{len(prompts) - len(unsure)} 道；"
+    f"其余 {len(unsure)} 道，每道逐一穷举 {len(every_answer):,} 串"
 )
-print(f"贪心的答案不是概率最大的那一串：{int(differs.sum())} 道")
+print(f"- 贪心的答案不是概率最大的那一串：{int(differs.sum())} 道")
 for i in differs.nonzero().flatten().tolist():
     print(
-        f"  {decode(prompts[i])} 贪心 {decode(greedy[i])}（概率 {greedy_prob[i]:.3f}），"
-        f"概率最大的是 {decode(most_likely[i])}（{sequence_probs(model, prompts[i : i + 1], most_likely[i : i + 1]).item():.3f}），"
-        f"正确答案 {decode(targets[i])}"
+        f"- `{decode(prompts[i])}` 贪心 `{decode(greedy[i])}`（概率 {greedy_prob[i]:.3f}），"
+        f"概率最大的是 `{decode(most_likely[i])}`"
+        f"（{sequence_probs(model, prompts[i : i + 1], most_likely[i : i + 1]).item():.3f}），"
+        f"正确答案 `{decode(targets[i])}`"
     )
 exact = lambda answers: (answers == targets).all(dim=1).float().mean().item()  # noqa: E731
-print(f"测试集准确率：贪心 {exact(greedy):.1%}，概率最大的那一串 {exact(most_likely):.1%}")
+print(f"- 测试集准确率：贪心 {exact(greedy):.1%}，概率最大的那一串 {exact(most_likely):.1%}\n")
+wrong = int((greedy != targets).any(dim=1).sum())
+if differs.any():
+    print(f"对这个模型，有 {int(differs.sum())} 道题贪心的答案不是概率最大的那一串（上面逐一列出）。")
+else:
+    print(
+        f"对这个模型，{len(prompts)} 道题里贪心的答案每一道都是概率最大的那一串"
+        + (
+            f"，连它答错的 {wrong} 道也是：那些错误是模型本身的错误，不是“每一步只看眼前”的贪心造成的，"
+            "换一种更仔细的搜索也改不过来。"
+            if wrong
+            else "。"
+        )
+        + f"这是因为模型每一步都很有把握：7.6 节的表里，温度 1（模型原本的分布）时每一步的平均熵只有 "
+        f"{results['温度 1']['entropy']:.3f}（{vocab} 个字符一样可能时是 ln {vocab} ≈ {math.log(vocab):.3f}）。"
+    )
 # --8<-- [end:exercise_most_likely]
