@@ -136,11 +136,15 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def audit(session: nox.Session) -> None:
-    """Lighthouse 审计三页（各 3 次取中位数），打印得分与加载指标，检查目标。"""
+    """审计每一页：Lighthouse（桌面与手机）和 HTML 校验器 vnu，打印表格并检查目标（见 tests/audit.py）。
+
+    需要 Chromium 和 Java（Debian：apt-get install chromium default-jre-headless）；Lighthouse 与 vnu 由 npm 装进
+    node_modules/。`nox -s audit -- part1/ch03_algorithm/` 只审计列出的页面。
+    """
     _install_requirements(session)
     _install_browser_assets(session, dev=True)
     session.run("python", "-m", "mkdocs", "build", "--strict", "--site-dir", "site", env=BUILD_ENV)
-    session.run("python", "tests/audit.py", env=BUILD_ENV)
+    session.run("python", "tests/audit.py", *session.posargs, env=BUILD_ENV)
 
 
 @nox.session

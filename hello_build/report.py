@@ -18,7 +18,7 @@ def footer(blocks: list[Block], environment: str, runtime_url: str) -> str:
     else:
         source = "输出全部在本次构建中产生"
     return (
-        '\n<div class="hp-provenance" markdown="0"><p>'
+        '\n<div class="hp-provenance"><p>'
         f"本页的 {len(blocks)} 个代码块在构建网站时运行，用时 {seconds:.1f} 秒（计时，每次构建不同）；"
         f"{html.escape(environment)}；{source}。"
         f'<a href="{html.escape(runtime_url)}">各页运行时间</a></p></div>\n'

@@ -1,4 +1,4 @@
-"""hello_build/figures.py：内联 SVG 去掉 XML 声明，同一页多张图的 id 不重复，图里的引用仍然指向自己的元素。"""
+"""hello_build/figures.py：内联 SVG 去掉 XML 声明和元数据，同一页多张图的 id 不重复，图里的引用仍然指向自己的元素。"""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def test_two_figures_on_one_page_get_distinct_ids_and_keep_their_references():
     ids = _ids(page)
     assert len(ids) == len(set(ids)), "整理之后，同一页里不应有重复的 id"
     assert "<?xml" not in page and "<!DOCTYPE" not in page
+    assert "<metadata>" in first and "<metadata" not in page, "RDF 元数据在 HTML 里无效（vnu），应当去掉"
     references = re.findall(r'url\(#([^)]+)\)|href="#([^"]+)"', page)
     assert references, "matplotlib 的 SVG 里有 clip-path 等引用"
     for url, href in references:
@@ -48,7 +49,10 @@ def test_only_the_ids_change():
     svg = _svg([1, 2])
     scoped = inline_svg(svg, "b")
     prefix = "b-svg0-"
-    assert re.sub(r"<\?xml[^>]*\?>\s*|<!DOCTYPE svg[^>]*>\s*", "", svg) == scoped.replace(prefix, "")
+    stripped = re.sub(
+        r"<\?xml[^>]*\?>\s*|<!DOCTYPE svg[^>]*>\s*|<metadata>.*?</metadata>\s*", "", svg, flags=re.S
+    )
+    assert stripped == scoped.replace(prefix, "")
     assert inline_svg(svg, "b") == scoped, "同样的输入每次得到同样的 HTML"
 
 
