@@ -324,10 +324,12 @@ SOURCE_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def artefact_path(name: str, **settings) -> Path:
-    """结果文件的名字里带着“产生它的一切”的指纹：本文件的源码、PyTorch 与 Python 的版本、这次的设置。"""
+    """结果文件的名字里带着“产生它的一切”的指纹：本文件的源码、PyTorch 与 Python 的版本、PyTorch 用的 CPU 指令集
+    （换一种指令集，浮点舍入不同，训练出的权重也不同）、这次的设置。"""
     made_by = {
         "source": SOURCE_DIGEST,
         "torch": torch.__version__,
+        "cpu": torch.backends.cpu.get_cpu_capability(),
         "python": platform.python_version(),
         "settings": settings,
     }

@@ -161,9 +161,13 @@ def test_fingerprint_covers_every_installed_version(monkeypatch, package):
     execute.fingerprint.cache_clear()
 
 
-def test_fingerprint_covers_python_and_threads(monkeypatch):
+def test_fingerprint_covers_python_cpu_and_threads(monkeypatch):
     execute.fingerprint.cache_clear()
     before = execute.fingerprint()
+    monkeypatch.setattr(execute, "cpu_capability", lambda: "ANOTHER_ISA")
+    execute.fingerprint.cache_clear()
+    assert execute.fingerprint() != before, "换一种 CPU 指令集，输出可能不同，缓存必须失效"
+    monkeypatch.undo()
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     execute.fingerprint.cache_clear()
     assert execute.fingerprint() != before

@@ -207,6 +207,9 @@ def test_cached_key_covers_source_and_versions(monkeypatch):
     monkeypatch.undo()
     monkeypatch.setattr(torch, "__version__", "0.0.0")
     assert t.artefact_path("demo", lr=0.1) != path, "PyTorch 版本变了，结果文件应换一个"
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "ANOTHER_ISA")
+    assert t.artefact_path("demo", lr=0.1) != path, "CPU 指令集变了，结果文件应换一个"
 
 
 def test_two_threads_asking_at_once_compute_once(store):
