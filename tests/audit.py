@@ -1,8 +1,8 @@
 """网站审计（nox -s audit）：Lighthouse 查每一页，HTML 校验器（vnu）查全站。网站须先构建到 site/（nox 会先构建）。
 
 1. 每一页（章节、笔记本网页、首页、勘误、术语表、运行时间……）在桌面和手机两种预设下各跑一次 Lighthouse
-   （--throttling-method=provided：不模拟慢网慢机，量的是这台机器上的真实加载）。一次没达到目标的页面再跑两次，
-   按 3 次的中位数判断——一次测量会被机器上别的进程拖慢。
+   （--throttling-method=provided：不模拟慢网慢机，量的是这台机器上的真实加载）。差一点没达到目标的页面再跑两次，
+   按 3 次的中位数判断——一次测量会被机器上别的进程拖慢；差得多的一次就判不合格（见 near）。
 2. 每一类页面里 DOM 最大的一页（最重的一页），两种预设各跑 3 次取中位数，单独列出。
 3. 目标：性能 ≥ 95，无障碍、最佳实践、SEO 都是 100，总阻塞时间（TBT）≤ 150 ms。
 4. vnu 校验全站 HTML：不允许重复的 id；除了 DEPENDENCY_ERRORS 里列出的、来自主题和笔记本模板的几类错误，
@@ -127,6 +127,13 @@ def misses(result: dict) -> list[str]:
     return missed
 
 
+def near(result: dict) -> bool:
+    """没达到目标，但差得不多，可能只是这一次测量被拖慢了：性能差不到 5 分、TBT 多出不到 100 ms，其余三项是 100。
+    差得多的页面一次就判不合格，不再花两次测量确认。"""
+    others = all(result[key] >= target for key, target in SCORES.items() if key != "performance")
+    return others and result["performance"] >= SCORES["performance"] - 5 and result["tbt"] <= MAX_TBT_MS + 100
+
+
 def table(rows: list[tuple[str, str, dict]]) -> str:
     lines = [
         "| 页面 | 预设 | 次数 | 性能 | 无障碍 | 最佳实践 | SEO | TBT | LCP | CLS | DOM 元素 | 传输 |",
@@ -152,7 +159,9 @@ def audit_pages(chosen: dict[str, str]) -> list[str]:
         for path in chosen:
             for preset in PRESETS:
                 runs[path, preset] = [lighthouse(base + path, preset, report)]
-                if misses(runs[path, preset][0]):  # 一次没达到：再跑两次，看中位数
+                if misses(runs[path, preset][0]) and near(
+                    runs[path, preset][0]
+                ):  # 差一点没达到：再跑两次，看中位数
                     runs[path, preset] += [lighthouse(base + path, preset, report) for _ in range(RUNS - 1)]
                 result = median(runs[path, preset])
                 rows.append((path, preset, result))

@@ -53,6 +53,17 @@
     return copy.textContent;
   }
 
+  // 排版分成小段做：每排大约 30 毫秒就把主线程让给浏览器一次。长页面有几百个公式，一口气排完是一个几百毫秒的
+  // 长任务，这期间点击、滚动都没有反应（Lighthouse 的总阻塞时间）。让出主线程期间换页（instant 导航）或再次
+  // 排版时，已经排好的公式有 data-typeset，不会再排一遍。
+  let working = performance.now();
+  async function breathe() {
+    if (performance.now() - working > 30) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      working = performance.now();
+    }
+  }
+
   async function typesetNotebook() {
     const cells = [...document.querySelectorAll(".jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])")];
     const withMath = cells.filter((cell) => prose(cell).includes("$"));
@@ -60,6 +71,8 @@
     await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);
     await load("katex/contrib/auto-render.min.js");
     for (const cell of withMath) {
+      await breathe();
+      if (cell.dataset.typeset !== undefined) continue;
       renderMathInElement(cell, {
         delimiters: [
           { left: "$$", right: "$$", display: true },
@@ -77,6 +90,8 @@
     if (!formulas.length) return;
     await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);
     for (const element of formulas) {
+      await breathe();
+      if (element.dataset.typeset !== undefined) continue;
       const source = element.textContent.trim();
       const display = element.tagName === "DIV";
       const tex = source.replace(/^\\[([]/, "").replace(/\\[)\]]$/, "");
