@@ -100,6 +100,8 @@
     }
     await document.fonts.ready; // 字体到位后公式才是最终宽度
     window.helloPytorchFocusScrollables?.();
+    // 排版和“放不下的公式能用键盘滚动”都做完了（浏览器测试等这个标记；换页时 .md-content 随页面一起换掉）
+    document.querySelector(".md-content")?.setAttribute("data-typeset", "");
   }
 
   document$.subscribe(() => {

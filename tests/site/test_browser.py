@@ -212,7 +212,9 @@ def _load(page, report: PageReport, wait_ms: int) -> None:
                 const svgs = [...document.querySelectorAll('div.mermaid')]
                     .filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length;
                 const typeset = document.querySelectorAll('.arithmatex .katex').length;
-                return svgs >= diagrams && typeset >= formulas;
+                // lazy-assets.js 排完公式以后，还要等字体、再给放不下的公式加 tabindex，最后才标记 data-typeset
+                const done = !formulas || document.querySelector('.md-content[data-typeset]');
+                return svgs >= diagrams && typeset >= formulas && done;
             }""",
             arg=[report.mermaid_sources, report.formulas],
             timeout=wait_ms,
