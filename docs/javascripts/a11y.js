@@ -5,12 +5,23 @@ document.querySelectorAll(".md-search[role=dialog]").forEach((dialog) => {
 });
 
 // 2. 放不下、需要横向滚动的宽表格、长公式和笔记本里的长代码行，要能用键盘聚焦后滚动。每次换页、公式排版后都检查一遍。
-window.helloPytorchFocusScrollables = () => {
+//    量一个元素宽不宽会迫使浏览器先排版它（屏幕外先不排版的内容也一样，见 extra.css 的 content-visibility）：
+//    长页面一口气量完是一个上百毫秒的长任务，所以每量大约 30 毫秒就把主线程让出一次。
+//    只给了一些元素（刚排好的公式）时，只检查它们所在的和它们里面的区域。
+window.helloPytorchFocusScrollables = async (within) => {
   const regions = ".md-typeset__scrollwrap, .md-typeset div.arithmatex, .jupyter-wrapper .highlight-ipynb, .jupyter-wrapper .jp-OutputArea-output, .jupyter-wrapper .jp-RenderedMarkdown pre";
-  document.querySelectorAll(regions).forEach((region) => {
-    if (region.scrollWidth > region.clientWidth && !region.hasAttribute("tabindex")) {
+  const candidates = within
+    ? new Set(within.flatMap((element) => [element.closest(regions), ...element.querySelectorAll(regions)]))
+    : document.querySelectorAll(regions);
+  let start = performance.now();
+  for (const region of candidates) {
+    if (performance.now() - start > 30) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      start = performance.now();
+    }
+    if (region?.isConnected && !region.hasAttribute("tabindex") && region.scrollWidth > region.clientWidth) {
       region.tabIndex = 0;
     }
-  });
+  }
 };
 document$.subscribe(() => window.helloPytorchFocusScrollables());

@@ -27,25 +27,60 @@
   // 而且一旦发现全局变量 mermaid 就不再去 CDN 下载。这里放一个替身：第一次 render 时才加载本站的 Mermaid
   // （ES 模块版，只下载画这种图需要的那部分代码）。
   // securityLevel "antiscript" 让图里的 click 链接可用（首页流程图），同时仍然移除 <script>。
+  // 画一张图要几十到上百毫秒，这期间页面不响应：每张图等它离屏幕不到一屏时才画（IntersectionObserver），
+  // 读者一直不往下翻，就一直不画，也不加载 Mermaid。打印前（beforeprint）和 helloPytorchDrawDiagrams() 画出全部。
   let mermaidConfig = {};
   let realMermaid = null;
+  const claimed = new WeakSet();
+  const waiting = new Set();
+
+  function nearScreen(element) {
+    return new Promise((resolve) => {
+      const done = () => {
+        observer.disconnect();
+        waiting.delete(done);
+        resolve();
+      };
+      const observer = new IntersectionObserver((entries) => entries.some((entry) => entry.isIntersecting) && done(), {
+        rootMargin: "100% 0px",
+      });
+      observer.observe(element);
+      waiting.add(done);
+    });
+  }
+
+  window.helloPytorchDrawDiagrams = () => [...waiting].forEach((done) => done());
+  window.addEventListener("beforeprint", window.helloPytorchDrawDiagrams);
+
   window.mermaid = {
     initialize(config) {
       mermaidConfig = config;
     },
-    async render(...args) {
+    async render(id, text) {
+      // Material 按文档顺序为每个 <pre class="mermaid"> 调用 render(id, 图的源码)，画好之前代码块还在原处
+      const source = [...document.querySelectorAll("pre.mermaid")].find(
+        (element) => !claimed.has(element) && element.textContent === text,
+      );
+      if (source) {
+        claimed.add(source);
+        await nearScreen(source);
+      }
       if (!realMermaid) {
         realMermaid = (await import(new URL("mermaid/mermaid.esm.min.mjs", vendor).href)).default;
         realMermaid.initialize({ ...mermaidConfig, securityLevel: "antiscript" });
       }
-      return realMermaid.render(...args);
+      return realMermaid.render(id, text);
     },
   };
 
   // 公式：pymdownx.arithmatex（generic）把每个公式放进 .arithmatex，行内是 \( … \)，独立成行是 \[ … \]。
-  // 页面有公式时才加载 KaTeX；每次（包括 instant 导航换页后）把还没排版的公式排版一遍。
-  // 笔记本网页（mkdocs-jupyter）里的公式还是 Markdown 原文 $…$ 和 $$…$$：用 KaTeX 的 auto-render 排版，
+  // 笔记本网页（mkdocs-jupyter）里的公式还是 Markdown 原文 $…$ 和 $$…$$：用 KaTeX 的 auto-render 按单元排版，
   // 它不碰 <code> 和 <pre> 里的内容。
+  // 页面有公式时才加载 KaTeX。排好的公式元素很多（一个公式几十个），长页面全部排好会让浏览器每次排版都慢上
+  // 几十毫秒：所以和图一样，公式离屏幕不到一屏时才排版；打印前（beforeprint，同步）和
+  // helloPytorchTypesetAll() 排完全部。排版分成小段做：每排大约 30 毫秒就把主线程让给浏览器一次。
+  // 已经排好的元素有 data-typeset，不会再排一遍（包括 instant 导航换页后）。
+
   // 单元里代码以外的文字（Shell 脚本里的 $HOST 不是公式）
   function prose(cell) {
     const copy = cell.cloneNode(true);
@@ -53,9 +88,6 @@
     return copy.textContent;
   }
 
-  // 排版分成小段做：每排大约 30 毫秒就把主线程让给浏览器一次。长页面有几百个公式，一口气排完是一个几百毫秒的
-  // 长任务，这期间点击、滚动都没有反应（Lighthouse 的总阻塞时间）。让出主线程期间换页（instant 导航）或再次
-  // 排版时，已经排好的公式有 data-typeset，不会再排一遍。
   let working = performance.now();
   async function breathe() {
     if (performance.now() - working > 30) {
@@ -64,47 +96,110 @@
     }
   }
 
-  async function typesetNotebook() {
-    const cells = [...document.querySelectorAll(".jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])")];
-    const withMath = cells.filter((cell) => prose(cell).includes("$"));
-    if (!withMath.length) return;
-    await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);
-    await load("katex/contrib/auto-render.min.js");
-    for (const cell of withMath) {
-      await breathe();
-      if (cell.dataset.typeset !== undefined) continue;
-      renderMathInElement(cell, {
+  function typesetOne(element) {
+    if (element.dataset.typeset !== undefined || !element.isConnected) return;
+    if (element.classList.contains("arithmatex")) {
+      const source = element.textContent.trim();
+      const tex = source.replace(/^\\[([]/, "").replace(/\\[)\]]$/, "");
+      katex.render(tex, element, { displayMode: element.tagName === "DIV", throwOnError: false });
+    } else {
+      renderMathInElement(element, {
         delimiters: [
           { left: "$$", right: "$$", display: true },
           { left: "$", right: "$", display: false },
         ],
         throwOnError: false,
       });
-      cell.dataset.typeset = "";
     }
+    element.dataset.typeset = "";
   }
 
-  async function typeset() {
-    await typesetNotebook();
-    const formulas = [...document.querySelectorAll(".arithmatex:not([data-typeset])")];
-    if (!formulas.length) return;
-    await Promise.all([load("katex/katex.min.css"), load("katex/katex.min.js")]);
-    for (const element of formulas) {
-      await breathe();
-      if (element.dataset.typeset !== undefined) continue;
-      const source = element.textContent.trim();
-      const display = element.tagName === "DIV";
-      const tex = source.replace(/^\\[([]/, "").replace(/\\[)\]]$/, "");
-      katex.render(tex, element, { displayMode: display, throwOnError: false });
-      element.dataset.typeset = "";
-    }
-    await document.fonts.ready; // 字体到位后公式才是最终宽度
-    window.helloPytorchFocusScrollables?.();
-    // 排版和“放不下的公式能用键盘滚动”都做完了（浏览器测试等这个标记；换页时 .md-content 随页面一起换掉）
+  const untypeset = new Set(); // 页面上还没排版的公式（笔记本：单元）
+  const queue = [];
+  let katexReady = null;
+  let draining = null;
+
+  const mathObserver = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        if (entry.isIntersecting && untypeset.delete(entry.target)) {
+          mathObserver.unobserve(entry.target);
+          queue.push(entry.target);
+        }
+      }
+      drain();
+    },
+    { rootMargin: "100% 0px" },
+  );
+
+  function drain() {
+    draining ??= (async () => {
+      const done = [];
+      try {
+        await katexReady;
+        while (queue.length) {
+          await breathe();
+          const element = queue.shift();
+          typesetOne(element);
+          done.push(element);
+        }
+        await document.fonts.ready; // 字体到位后公式才是最终宽度
+        await window.helloPytorchFocusScrollables?.(done);
+      } catch (error) {
+        console.error(error);
+      } finally {
+        draining = null;
+      }
+      if (queue.length) await drain();
+    })();
+    return draining;
+  }
+
+  // 排完页面上全部公式、检查过放不下的公式能否用键盘滚动以后，给 .md-content 加上 data-typeset（浏览器测试等它）
+  window.helloPytorchTypesetAll = async () => {
+    queue.push(...untypeset);
+    untypeset.forEach((element) => mathObserver.unobserve(element));
+    untypeset.clear();
+    await drain();
     document.querySelector(".md-content")?.setAttribute("data-typeset", "");
+  };
+
+  // 打印前同步排完（打印不等异步任务）；KaTeX 还没加载完时做不到，只能打印原文
+  window.addEventListener("beforeprint", () => {
+    if (typeof katex === "undefined") return;
+    for (const element of [...untypeset, ...queue]) {
+      if (element.classList.contains("arithmatex") || typeof renderMathInElement !== "undefined") {
+        typesetOne(element);
+      }
+    }
+  });
+
+  function findMath() {
+    const cells = [...document.querySelectorAll(".jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])")];
+    const withMath = cells.filter((cell) => prose(cell).includes("$"));
+    const formulas = [...document.querySelectorAll(".arithmatex:not([data-typeset])")];
+    if (!withMath.length && !formulas.length) return;
+    const scripts = [load("katex/katex.min.css"), load("katex/katex.min.js")];
+    katexReady = Promise.all(withMath.length ? [...scripts, scripts[1].then(() => load("katex/contrib/auto-render.min.js"))] : scripts);
+    for (const element of [...withMath, ...formulas]) {
+      untypeset.add(element);
+      mathObserver.observe(element);
+    }
+    // 折起来的答案（<details>）里的公式也排好：它们不显示，排版不引起重新排版，只花 KaTeX 的计算时间
+    //（分成小段）；打开答案时公式已经排好，无障碍检查看到的也不是 TeX 原文
+    const folded = [...untypeset].filter((element) => element.closest("details:not([open])"));
+    katexReady.then(() => {
+      folded.forEach((element) => untypeset.delete(element) && mathObserver.unobserve(element));
+      queue.push(...folded);
+      drain();
+    });
   }
 
   document$.subscribe(() => {
-    typeset().catch((error) => console.error(error));
+    try {
+      findMath();
+    } catch (error) {
+      console.error(error);
+    }
   });
 })();

@@ -199,27 +199,22 @@ def _load(page, report: PageReport, wait_ms: int) -> None:
         f"() => [...document.querySelectorAll('.jupyter-wrapper .jp-RenderedMarkdown')]"
         f".filter(c => ({prose})(c).includes('$')).length"
     )
-    if notebook_math:
+    # 图和公式都是离屏幕不到一屏时才画、才排版（见 test_diagrams_and_formulas_wait_until_near_the_screen）；
+    # 这里让页面把它们全部画好、排好，再检查每一个
+    if report.formulas or notebook_math:
+        # 排完全部公式、等字体、再给放不下的公式加 tabindex，最后标记 data-typeset
+        page.evaluate("() => window.helloPytorchTypesetAll()")
+        page.wait_for_selector(".md-content[data-typeset]", state="attached", timeout=wait_ms)
+    if report.mermaid_sources:
+        page.evaluate("() => window.helloPytorchDrawDiagrams()")
+        # 等待渲染完成：每个 Mermaid 图有 SVG
         page.wait_for_function(
-            "() => ![...document.querySelectorAll('.jupyter-wrapper .jp-RenderedMarkdown:not([data-typeset])')]"
-            f".some(c => ({prose})(c).includes('$'))",
+            """(diagrams) => [...document.querySelectorAll('div.mermaid')]
+                .filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length >= diagrams""",
+            arg=report.mermaid_sources,
             timeout=wait_ms,
         )
-    if report.mermaid_sources or report.formulas:
-        # 等待渲染完成（最多 20 秒）：每个 Mermaid 图有 SVG，每个公式有 KaTeX 的排版结果
-        page.wait_for_function(
-            """([diagrams, formulas]) => {
-                const svgs = [...document.querySelectorAll('div.mermaid')]
-                    .filter(d => d.shadowRoot && d.shadowRoot.querySelector('svg')).length;
-                const typeset = document.querySelectorAll('.arithmatex .katex').length;
-                // lazy-assets.js 排完公式以后，还要等字体、再给放不下的公式加 tabindex，最后才标记 data-typeset
-                const done = !formulas || document.querySelector('.md-content[data-typeset]');
-                return svgs >= diagrams && typeset >= formulas && done;
-            }""",
-            arg=[report.mermaid_sources, report.formulas],
-            timeout=wait_ms,
-        )
-    else:
+    if not (report.mermaid_sources or report.formulas or notebook_math):
         page.wait_for_timeout(300)  # 让页面脚本跑完，好收集错误
     report.mermaid_svgs = page.evaluate(
         "() => [...document.querySelectorAll('div.mermaid')]"
@@ -428,12 +423,14 @@ def test_palette_toggle_switches_light_and_dark(browser, site_url):
 
 
 def test_formulas_are_typeset_after_instant_navigation(browser, site_url):
-    """instant 导航换页后，新页面的公式也要排版（KaTeX 在 document$ 上为新页面排版）。"""
+    """instant 导航换页后，新页面的公式也要排版（lazy-assets.js 在 document$ 上为新页面找公式）：
+    屏幕附近的自己排好，其余的在 helloPytorchTypesetAll() 之后全部排好。"""
     report, page, context = visit(browser, site_url, "part1/ch02_concepts/")
     try:
         page.locator("a.md-footer__link--next").click()
         page.wait_for_url("**/ch03_algorithm/")
         formulas = page.locator(".arithmatex").count()
+        page.evaluate("() => window.helloPytorchTypesetAll()")
         page.wait_for_function(
             "n => document.querySelectorAll('.arithmatex .katex').length >= n",
             arg=formulas,
@@ -444,6 +441,57 @@ def test_formulas_are_typeset_after_instant_navigation(browser, site_url):
         context.close()
     assert formulas > 0
     assert not errors
+
+
+def test_diagrams_and_formulas_wait_until_near_the_screen(browser, site_url):
+    """长页面上的图和公式离屏幕不到一屏时才画、才排版：打开页面时屏幕外的都还是原文（Mermaid 也还没加载），
+    滚到附近就画好、排好；折起来的答案里的公式不用排版整页，打开页面后就排好——读者看到的总是画好的。"""
+    path = "part3/ch01_ddp/"  # 第一张图和最后几个公式都在好几屏以下，最后一个公式在折起来的答案里
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    page = context.new_page()
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    shown = ".arithmatex:not(details .arithmatex)"
+    try:
+        page.goto(site_url + path, wait_until="load")
+        page.wait_for_timeout(1_500)
+        where = page.evaluate(
+            """(shown) => ({
+                diagram: document.querySelector('pre.mermaid, div.mermaid').getBoundingClientRect().top,
+                formula: [...document.querySelectorAll(shown)].at(-1).getBoundingClientRect().top,
+                folded: document.querySelectorAll('details:not([open]) .arithmatex').length,
+                typeset: document.querySelectorAll(shown + ' .katex').length,
+                drawn: document.querySelectorAll('div.mermaid').length,
+            })""",
+            shown,
+        )
+        assert min(where["diagram"], where["formula"]) > 3 * 800 and where["folded"], (
+            f"{path} 的图或公式离页面开头太近，或者没有折起来的公式，换一页测：{where}"
+        )
+        assert where["drawn"] == 0 and where["typeset"] == 0, f"屏幕外的图和公式在打开页面时就画了：{where}"
+        assert not any(url.endswith("mermaid.esm.min.mjs") for url in requested), (
+            "还没有图要画，就加载了 Mermaid"
+        )
+
+        page.locator("pre.mermaid").first.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('div.mermaid')].some(d => d.shadowRoot?.querySelector('svg'))",
+            timeout=20_000,
+        )
+        page.locator(shown).last.scroll_into_view_if_needed()
+        page.wait_for_function(
+            "(shown) => [...document.querySelectorAll(shown)].at(-1).querySelector('.katex')",
+            arg=shown,
+            timeout=20_000,
+        )
+        # 折起来的答案里的公式已经排好（它们不显示，排版它们不引起重新排版），打开答案就能看
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('details:not([open]) .arithmatex')].every(e => e.querySelector('.katex'))",
+            timeout=20_000,
+        )
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize(
