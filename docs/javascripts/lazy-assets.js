@@ -188,11 +188,14 @@
     // 折起来的答案（<details>）里的公式也排好：它们不显示，排版不引起重新排版，只花 KaTeX 的计算时间
     //（分成小段）；打开答案时公式已经排好，无障碍检查看到的也不是 TeX 原文
     const folded = [...untypeset].filter((element) => element.closest("details:not([open])"));
-    katexReady.then(() => {
-      folded.forEach((element) => untypeset.delete(element) && mathObserver.unobserve(element));
-      queue.push(...folded);
-      drain();
-    });
+    katexReady.then(
+      () => {
+        folded.forEach((element) => untypeset.delete(element) && mathObserver.unobserve(element));
+        queue.push(...folded);
+        drain();
+      },
+      () => {}, // KaTeX 加载失败由 drain() 报告，这里不再报一次
+    );
   }
 
   document$.subscribe(() => {
