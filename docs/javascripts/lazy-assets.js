@@ -29,6 +29,9 @@
   // securityLevel "antiscript" 让图里的 click 链接可用（首页流程图），同时仍然移除 <script>。
   // 画一张图要几十到上百毫秒，这期间页面不响应：每张图等它离屏幕不到一屏时才画（IntersectionObserver），
   // 读者一直不往下翻，就一直不画，也不加载 Mermaid。打印前（beforeprint）和 helloPytorchDrawDiagrams() 画出全部。
+  // “离屏幕不到一屏”：图和公式用同一个距离
+  const NEAR_SCREEN = { rootMargin: "100% 0px" };
+
   let mermaidConfig = {};
   let realMermaid = null;
   const claimed = new WeakSet();
@@ -41,9 +44,7 @@
         waiting.delete(done);
         resolve();
       };
-      const observer = new IntersectionObserver((entries) => entries.some((entry) => entry.isIntersecting) && done(), {
-        rootMargin: "100% 0px",
-      });
+      const observer = new IntersectionObserver((entries) => entries.some((entry) => entry.isIntersecting) && done(), NEAR_SCREEN);
       observer.observe(element);
       waiting.add(done);
     });
@@ -129,7 +130,7 @@
       }
       drain();
     },
-    { rootMargin: "100% 0px" },
+    NEAR_SCREEN,
   );
 
   function drain() {
