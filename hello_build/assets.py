@@ -23,6 +23,7 @@ VENDORED = {
     "assets/vendor/katex/contrib/auto-render.min.js": "katex/dist/contrib/auto-render.min.js",
 }
 SKIPPED_SUFFIXES = (".map",)
+KATEX_CSS = "assets/vendor/katex/katex.min.css"  # 章首预先排好的公式要用（hello_build/formulas.py）
 
 
 class MissingAssets(RuntimeError):

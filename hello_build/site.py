@@ -14,7 +14,7 @@ import markdown_exec
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, InclusionLevel
 
-from hello_build import artefacts, assets, compat, dialect, execute, report, search
+from hello_build import artefacts, assets, compat, dialect, execute, formulas, report, search
 from hello_build.notebooks import links
 from hello_build.notebooks.build import PageSource, pins_from
 from hello_build.notebooks.run import Job, NotebookFailed, Runner, job_for, write_notebook
@@ -54,6 +54,7 @@ class Site:
         self.urls: dict[str, str] = {}
         self.notebook_urls: dict[str, str] = {}
         self.css = ""
+        self.formulas = formulas.Typesetter(root / "node_modules", Store(self.settings.cache / "formulas"))
         search.teach_jieba(Path(config.docs_dir) / "glossary.md")
         compat.forward_notebook_inclusion()
         compat.quiet_torch_import()
@@ -152,6 +153,11 @@ class Site:
             return self._notebook_page(html_text, page)
         if self.executor.failures:
             raise PluginError(self.executor.failures[0])
+        try:
+            katex_css = links.relative(assets.KATEX_CSS, page.url)
+            html_text = self.formulas.reserve(html_text, katex_css)
+        except formulas.KatexFailed as error:
+            raise PluginError(f"{src}：{error}") from error
         blocks = self._blocks(src)
         if blocks:
             html_text = search.exclude_outputs(html_text)
@@ -250,3 +256,4 @@ class Site:
             self.executor.store.evict_unused()
             if self.settings.run_notebooks:
                 self.runner.store.evict_unused()
+            self.formulas.store.evict_unused()

@@ -5,6 +5,9 @@
   const loading = {};
 
   function load(path) {
+    // 构建时已经放进页面的样式表（章首预先排好的公式，见 hello_build/formulas.py）不再加载一次
+    const present = [...document.querySelectorAll('link[rel="stylesheet"]')].some((link) => link.href === new URL(path, vendor).href);
+    if (present) loading[path] ??= Promise.resolve();
     if (!loading[path]) {
       loading[path] = new Promise((resolve, reject) => {
         const url = new URL(path, vendor).href;

@@ -27,7 +27,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from hello_build.execute import fingerprint
-from hello_build.figures import inline_svg
+from hello_build.figures import as_images
 from hello_build.notebooks.build import PageSource, make_notebook
 from hello_build.notebooks.links import notebook_uri
 from hello_build.store import Store
@@ -132,10 +132,10 @@ def write_notebook(job: Job, cells: list[dict] | None) -> None:
         cell["outputs"], cell["execution_count"] = result["outputs"], result["execution_count"]
         include = cell["metadata"].get("hello_pytorch", {}).get("include")
         for output in cell["outputs"] if include else ():
-            # 显示成 HTML 的 SVG 图，像网页上一样整理（去掉 XML 声明，id 加上代码块的前缀，见 hello_build/figures.py）
+            # 显示成 HTML 的 SVG 图换成 <img>（见 hello_build/figures.py 的 as_images）
             html = output.get("data", {}).get("text/html")
             if output["output_type"] == "display_data" and isinstance(html, str):
-                output["data"]["text/html"] = inline_svg(html, include)
+                output["data"]["text/html"] = as_images(html)
     node = nbformat.from_dict(nb)
     nbformat.validate(node)
     text = nbformat.writes(node)

@@ -1,7 +1,10 @@
-"""hello_build/figures.py：内联 SVG 去掉 XML 声明和元数据，同一页多张图的 id 不重复，图里的引用仍然指向自己的元素。"""
+"""hello_build/figures.py：内联 SVG 去掉 XML 声明和元数据，同一页多张图的 id 不重复，图里的引用仍然指向自己的元素；
+笔记本里的图换成 <img>，里面是原样的 SVG（大小写不变），有替代文字和尺寸。"""
 
 from __future__ import annotations
 
+import base64
+import html as html_lib
 import io
 import re
 
@@ -10,14 +13,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from hello_build.figures import inline_svg, prefix_for
+from hello_build.figures import as_images, inline_svg, prefix_for
 
 
-def _svg(values) -> str:
+def _svg(values, title="t") -> str:
     plt.rcParams["svg.hashsalt"] = "test"
+    plt.rcParams["svg.fonttype"] = "none"
     fig, ax = plt.subplots(figsize=(2, 2))
-    ax.plot(values, marker="o")
-    ax.set_title("t")
+    ax.plot(values, marker="o", label="损失 & 准确率")
+    ax.legend()
+    ax.set_title(title)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
@@ -68,3 +73,24 @@ def test_html_without_svg_is_untouched_and_prefixes_are_safe():
         prefix_for("snippets/part2/ch05_speed.py:crossover_plot")
         == "snippets-part2-ch05_speed-py-crossover_plot"
     )
+
+
+def test_notebook_figures_become_images_of_the_unchanged_svg():
+    svg = _svg([1, 2, 3], title="训练集：800 个点")
+    html = as_images(f"<div>{svg}</div>" + _svg([3, 2]))
+    images = re.findall(r"<img ([^>]*)>", html)
+    assert len(images) == 2 and "<svg" not in html, html[:300]
+    attrs = dict(re.findall(r'(\w+)="([^"]*)"', images[0]))
+    decoded = base64.b64decode(attrs["src"].removeprefix("data:image/svg+xml;base64,")).decode()
+    stripped = re.sub(
+        r"<\?xml[^>]*\?>\s*|<!DOCTYPE svg[^>]*>\s*|<metadata>.*?</metadata>\s*", "", svg, flags=re.S
+    )
+    assert decoded == stripped.strip(), (
+        "<img> 里应是原样的 SVG（XML 区分大小写：viewBox、clipPath 不能变成小写）"
+    )
+    assert "viewBox" in decoded and "clipPath" in decoded
+    # 2 英寸 × 72 pt = 144 pt = 192 CSS 像素：先留出位置，图解码后页面不跳
+    assert (attrs["width"], attrs["height"]) == ("192", "192")
+    # 替代文字：标题与图例，不含刻度数字；& 等字符转义
+    assert html_lib.unescape(attrs["alt"]) == "图：训练集：800 个点；损失 & 准确率", attrs["alt"]
+    assert as_images("<p>没有图</p>") == "<p>没有图</p>"

@@ -494,6 +494,47 @@ def test_diagrams_and_formulas_wait_until_near_the_screen(browser, site_url):
         context.close()
 
 
+@pytest.mark.parametrize("width", [1350, 412])
+def test_typesetting_formulas_does_not_move_the_page(browser, site_url, width):
+    """排版公式时页面不跳（Lighthouse 的累积布局偏移 CLS）：章首的行内公式打开页面时已经排好，独立公式排版前
+    已经占好排版后的高度（hello_build/formulas.py）。在桌面和手机宽度上排完全部公式，每个独立公式的高度
+    变化不到 3 像素，第一个二级标题没有移动。"""
+    path = "part1/ch04_math/"  # 章首有行内公式，第一屏里有独立公式
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    measure = """() => {
+        const heading = document.querySelector('.md-content h2');
+        const opening = [...document.querySelectorAll('.arithmatex')]
+            .filter(e => e.compareDocumentPosition(heading) & Node.DOCUMENT_POSITION_FOLLOWING);
+        return {
+            heights: [...document.querySelectorAll('div.arithmatex')].map(e => e.getBoundingClientRect().height),
+            heading: heading.getBoundingClientRect().top + scrollY,
+            opening: opening.map(e => e.querySelector('.katex') !== null),
+        };
+    }"""
+    try:
+        page.goto(site_url + path, wait_until="domcontentloaded")
+        before = page.evaluate(measure)
+        assert before["opening"] and all(before["opening"]), (
+            f"{path} 章首的行内公式在打开页面时就应当排好：{before['opening']}"
+        )
+        page.wait_for_load_state("load")
+        page.evaluate("window.helloPytorchTypesetAll()")
+        page.wait_for_selector(".md-content[data-typeset]", state="attached", timeout=20_000)
+        after = page.evaluate(measure)
+        changed = [
+            (n, round(a - b, 1))
+            for n, (b, a) in enumerate(zip(before["heights"], after["heights"], strict=True))
+            if abs(a - b) >= 3
+        ]
+        assert not changed, f"{path}（宽 {width}）排版后高度变了的独立公式（第几个，变了多少像素）：{changed}"
+        assert abs(after["heading"] - before["heading"]) < 3, (
+            f"{path}（宽 {width}）排版后第一个二级标题从 {before['heading']:.0f} 移到 {after['heading']:.0f}"
+        )
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [("反向传播", "part1/ch02_concepts/"), ("损失函数", "part1/ch04_math/"), ("微调", "part1/ch07_outlook/")],

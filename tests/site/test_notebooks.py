@@ -18,7 +18,7 @@ from urllib.parse import urljoin
 import nbformat
 import pytest
 
-from hello_build.figures import inline_svg
+from hello_build.figures import as_images
 from hello_build.notebooks.links import BRANCH
 from tests.conftest import DOCS, ROOT
 
@@ -183,8 +183,8 @@ def assert_same_outputs(nb, manifest, page, where: str) -> None:
         if expected is None:  # measure="yes" 的代码块打印测量值：只在页面上量，笔记本里构建时不运行它
             assert cell.execution_count is None and not cell.outputs, f"{where} {page} 的 {block_id} 不该运行"
             continue
-        # 网页和笔记本里的 SVG 图都经过同样的整理（hello_build/figures.py），整理前是同一段打印输出
-        expected = inline_svg(expected, block_id)
+        # 笔记本里的 SVG 图换成了 <img>（hello_build/figures.py 的 as_images），换之前是和网页同一段打印输出
+        expected = as_images(expected)
         assert printed(cell).rstrip() == expected.rstrip(), (
             f"{where} {page} 的 {block_id} 输出与页面不同：\n笔记本：{printed(cell)[:500]!r}\n页面：{expected[:500]!r}"
         )
@@ -297,7 +297,7 @@ def notebook_features(nb) -> set[str]:
         for output in cell.outputs:
             found.add(f"输出 {output.output_type}")
             found |= {f"输出 {mime}" for mime in output.get("data", {})}
-            if "<svg" in output.get("data", {}).get("text/html", ""):
+            if '<img class="hp-figure"' in output.get("data", {}).get("text/html", ""):
                 found.add("SVG 图")
     return found
 
@@ -320,7 +320,9 @@ _FENCED = re.compile(
 )  # Markdown 单元格里的代码块（Shell 的 $HOST 不是公式）
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 NOTEBOOK_MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+)\$", re.S)
-_ARITHMATEX = re.compile(r'class="arithmatex">(.*?)</(?:span|div)>', re.S)
+_ARITHMATEX = re.compile(r'class="arithmatex"(?: style="[^"]*")?>(.*?)</(?:span|div)>', re.S)
+# 章首在构建时排好的行内公式（hello_build/formulas.py）：TeX 原文在 KaTeX 输出的 annotation 里
+_PRERENDERED = re.compile(r'<annotation encoding="application/x-tex">(.*?)</annotation>', re.S)
 
 
 def notebook_formulas(nb) -> list[str]:
@@ -343,7 +345,8 @@ def _squeeze(text: str) -> str:
 
 def chapter_formulas(html: str) -> set[str]:
     """章节页上 pymdownx.arithmatex 输出的公式（去掉 \\( \\) 与 \\[ \\]）——浏览器测试在章节页上检查它们都排版了。"""
-    return {_squeeze(html_lib.unescape(source).strip()[2:-2]) for source in _ARITHMATEX.findall(html)}
+    found = {_squeeze(html_lib.unescape(source).strip()[2:-2]) for source in _ARITHMATEX.findall(html)}
+    return found | {_squeeze(html_lib.unescape(tex).strip()) for tex in _PRERENDERED.findall(html)}
 
 
 def test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_chapter(
