@@ -1,5 +1,5 @@
-"""公式排版不让页面跳动：独立成行的公式（``\\[ … \\]``）在排版前就占好排版后的高度；章首（第一个二级标题之前）
-的行内公式在构建时排好。
+"""公式排版不让页面跳动：独立成行的公式（``\\[ … \\]``）在排版前就占好排版后的高度；第一屏（页面开头
+OPENING_CHARS 个字以内）的行内公式在构建时排好。
 
 公式由浏览器里的 KaTeX 在它离屏幕不到一屏时才排版（docs/javascripts/lazy-assets.js）。排版前块里是 TeX 原文，
 一行高；排版后是两三行高的分式、求和：第一屏里的公式一排好，下面的正文就被推下去（Lighthouse 的
@@ -11,9 +11,11 @@
 页面的元素数不变。
 
 行内公式排版后往往比原文短得多（``\\(\\mathbf{x}\\)`` 只剩一个字母），一段话少了一行，下面的一切都往上移；
-它们的宽度要浏览器排出来才知道。读者打开一章先看到的是章首，那里的行内公式由构建时的 KaTeX 直接排好
-（带上 ``data-typeset``，浏览器不再排），页面在这之前放上 KaTeX 的样式表。只排章首：全部预先排好会让长页面多出
-几千个元素（见 lazy-assets.js 开头的说明）。part1/ch04_math 桌面：CLS 0.20 → 0.02。
+它们的宽度要浏览器排出来才知道。读者打开一页先看到的是开头，那里的行内公式由构建时的 KaTeX 直接排好
+（带上 ``data-typeset``，浏览器不再排），页面在这之前放上 KaTeX 的样式表。这些公式离屏幕不到一屏，浏览器
+本来也会在打开页面时就排好它们，所以页面并不因此多出元素；只是这件事挪到了构建时。再往后的公式不预先排：
+全部排好会让长页面多出几千个元素（见 lazy-assets.js 开头的说明）。
+量得的效果（Lighthouse 桌面）：part1/ch04_math CLS 0.20 → 0.02，part2/ch04_lora CLS 0.15 →
 
 每页一次 node 调用；结果按“KaTeX 版本 + 这一页的全部公式”存进缓存（hello_build/store.py），热构建不再调用 node。
 """
@@ -34,6 +36,22 @@ from hello_build.store import Store
 _BLOCK = re.compile(r'<div class="arithmatex">(\\\[.*?\\\])</div>', re.S)
 _INLINE = re.compile(r'<span class="arithmatex">(\\\(.*?\\\))</span>', re.S)
 _STRUT = re.compile(r'katex-strut" style="height:([\d.]+)em;(?:vertical-align:(-?[\d.]+)em;)?')
+
+# “第一屏”：页面文字的前这么多个字（桌面一屏大约 40 字 × 30 行，这里取一屏；代码和图占的地方按它们的字数算，是粗略的估计）
+OPENING_CHARS = 1200
+_PIECES = re.compile(r"<[^>]*>|[^<]+")
+
+
+def opening_end(html: str) -> int:
+    """html 里第 OPENING_CHARS 个文字所在的位置（标签不算字）；页面没有这么多字时是 len(html)。"""
+    chars, seen = OPENING_CHARS, 0
+    for piece in _PIECES.finditer(html):
+        if not piece[0].startswith("<"):
+            seen += len(html_lib.unescape(piece[0]).strip())
+            if seen >= chars:
+                return piece.end()
+    return len(html)
+
 
 # 一行公式的行框至少这么高（单位：公式字号的 em）：KaTeX 的行高 1.2 在基线上下分成这两段。
 # 在 Chromium 里量的（part1/ch04_math、part2/ch04_lora、part2/ch01_gpt 的 32 个公式，误差不超过 2 像素）
@@ -99,11 +117,11 @@ class Typesetter:
         return rendered
 
     def reserve(self, html: str, stylesheet: str) -> str:
-        """给每个独立公式块加上排版后的高度，章首的行内公式排好；stylesheet 是 KaTeX 样式表相对本页的地址。
+        """给每个独立公式块加上排版后的高度，开头的行内公式排好；stylesheet 是 KaTeX 样式表相对本页的地址。
         没有公式的页面原样返回。"""
-        cut = html.find("<h2")
-        opening, rest = (html, "") if cut < 0 else (html[:cut], html[cut:])
-        blocks, inline = _BLOCK.findall(html), _INLINE.findall(opening)
+        cut = opening_end(html)  # 从这个位置以前开始的行内公式算开头
+        blocks = _BLOCK.findall(html)
+        inline = [m[1] for m in _INLINE.finditer(html) if m.start() < cut]
         if not blocks and not inline:
             return html
         rendered = iter(self._render([(_tex(b), True) for b in blocks] + [(_tex(i), False) for i in inline]))
@@ -113,10 +131,12 @@ class Typesetter:
             return f'<div class="arithmatex" style="--tex-height: {next(heights)}">{match[1]}</div>'
 
         def typeset(match: re.Match[str]) -> str:
+            if match.start() >= cut:
+                return match[0]
             return f'<span class="arithmatex" data-typeset="">{next(rendered)}</span>'
 
-        opening, rest = _BLOCK.sub(reserved, opening), _BLOCK.sub(reserved, rest)
+        html = _INLINE.sub(typeset, html)  # 先换行内公式：cut 是按原来的 html 算的
+        html = _BLOCK.sub(reserved, html)
         if inline:
-            link = f'<link rel="stylesheet" href="{html_lib.escape(stylesheet)}">'
-            opening = link + _INLINE.sub(typeset, opening)
-        return opening + rest
+            html = f'<link rel="stylesheet" href="{html_lib.escape(stylesheet)}">' + html
+        return html

@@ -5,6 +5,10 @@
    按 3 次的中位数判断——一次测量会被机器上别的进程拖慢；差得多的一次就判不合格（见 near）。
 2. 每一类页面里 DOM 最大的一页（最重的一页），两种预设各跑 3 次取中位数，单独列出。
 3. 目标：性能 ≥ 95，无障碍、最佳实践、SEO 都是 100，总阻塞时间（TBT）≤ 150 ms。
+   Lighthouse 里的 axe 会把 content-visibility 跳过的块里的文字对比度算错（背景取成了跳过的块占位处别的
+   元素的颜色，比如深色代码块的 #212121；https://github.com/dequelabs/axe-core/issues/2768，未修）。无障碍分
+   只因颜色对比度不满时，在同样大小的窗口里关掉 content-visibility 用 axe 再查一遍对比度（recheck_contrast）：
+   没有问题就记作 100，并在表格下面列出；有问题照样不合格。
 4. vnu 校验全站 HTML：不允许重复的 id；除了 DEPENDENCY_ERRORS 里列出的、来自主题和笔记本模板的几类错误，
    不允许任何错误。
 
@@ -102,7 +106,13 @@ def lighthouse(url: str, preset: str, out: Path) -> dict:
     subprocess.run(command, check=True, env=env, timeout=300)
     report = json.loads(out.read_text(encoding="utf-8"))
     audits = report["audits"]
+    failed = [
+        ref["id"]
+        for ref in report["categories"]["accessibility"]["auditRefs"]
+        if ref["weight"] and audits[ref["id"]]["score"] is not None and audits[ref["id"]]["score"] < 1
+    ]
     return {
+        "failed_a11y": failed,
         **{key: round(report["categories"][key]["score"] * 100) for key in SCORES},
         "tbt": audits["total-blocking-time"]["numericValue"],
         "lcp": audits["largest-contentful-paint"]["numericValue"],
@@ -112,8 +122,37 @@ def lighthouse(url: str, preset: str, out: Path) -> dict:
     }
 
 
+VIEWPORTS = {
+    "desktop": {"width": 1350, "height": 940},
+    "mobile": {"width": 412, "height": 823},
+}  # Lighthouse 的两种预设
+
+
+def recheck_contrast(url: str, preset: str) -> list[str]:
+    """关掉 content-visibility（每个块都真的排版、绘制），用 axe 只查颜色对比度；返回问题（空表示没有）。"""
+    from axe_playwright_python.sync_playwright import Axe
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("CHROME_PATH", "/usr/bin/chromium"), args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport=VIEWPORTS[preset])
+            page.goto(url, wait_until="load")
+            page.add_style_tag(content="* { content-visibility: visible !important; }")
+            page.evaluate("window.helloPytorchTypesetAll?.()")
+            page.wait_for_timeout(1_000)
+            options = {"runOnly": ["color-contrast"], "resultTypes": ["violations"]}
+            violations = Axe().run(page, options=options).response["violations"]
+        finally:
+            browser.close()
+    return [f"{v['id']}：{[n['target'] for n in v['nodes'][:3]]}" for v in violations]
+
+
 def median(runs: list[dict]) -> dict:
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]} | {"runs": len(runs)}
+    numbers = {key: statistics.median(run[key] for run in runs) for key in runs[0] if key != "failed_a11y"}
+    return numbers | {"runs": len(runs)}
 
 
 def misses(result: dict) -> list[str]:
@@ -151,15 +190,29 @@ def audit_pages(chosen: dict[str, str]) -> list[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/"
-    failures, rows, runs = [], [], {}
+    failures, rows, runs, rechecked = [], [], {}, []
+
+    def lighthouse_checked(url: str, preset: str, out: Path) -> dict:
+        result = lighthouse(url, preset, out)
+        if result["accessibility"] < 100 and result["failed_a11y"] == ["color-contrast"]:
+            problems = recheck_contrast(url, preset)
+            if not problems:
+                rechecked.append(
+                    f"/{url.removeprefix(base)}（{preset}）：Lighthouse 无障碍 {result['accessibility']}"
+                )
+                result["accessibility"] = 100
+        return result
+
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.json"
         for path in chosen:
             for preset in PRESETS:
-                first = lighthouse(base + path, preset, report)
+                first = lighthouse_checked(base + path, preset, report)
                 runs[path, preset] = [first]
                 if misses(first) and near(first):  # 差一点没达到：再跑两次，看中位数
-                    runs[path, preset] += [lighthouse(base + path, preset, report) for _ in range(RUNS - 1)]
+                    runs[path, preset] += [
+                        lighthouse_checked(base + path, preset, report) for _ in range(RUNS - 1)
+                    ]
                 result = median(runs[path, preset])
                 rows.append((path, preset, result))
                 print(
@@ -176,7 +229,7 @@ def audit_pages(chosen: dict[str, str]) -> list[str]:
         for path in sorted(heaviest.values()):
             for preset in PRESETS:
                 more = RUNS - len(runs[path, preset])
-                runs[path, preset] += [lighthouse(base + path, preset, report) for _ in range(more)]
+                runs[path, preset] += [lighthouse_checked(base + path, preset, report) for _ in range(more)]
                 result = median(runs[path, preset])
                 medians.append((path, preset, result))
                 failures += [f"/{path}（{preset}，{RUNS} 次中位数）：{miss}" for miss in misses(result)]
@@ -185,6 +238,12 @@ def audit_pages(chosen: dict[str, str]) -> list[str]:
     print(table(rows))
     print(f"\n## 每类最重的一页（{RUNS} 次中位数）\n")
     print(table(medians))
+    if rechecked:
+        print(
+            "\n颜色对比度复查（Lighthouse 的 axe 在 content-visibility 跳过的块里算错了背景，dequelabs/axe-core#2768；"
+            "关掉 content-visibility 后 axe 查不出对比度问题，上表记作 100）：\n"
+        )
+        print("\n".join(f"- {line}" for line in rechecked))
     return failures
 
 

@@ -30,25 +30,45 @@
   // 而且一旦发现全局变量 mermaid 就不再去 CDN 下载。这里放一个替身：第一次 render 时才加载本站的 Mermaid
   // （ES 模块版，只下载画这种图需要的那部分代码）。
   // securityLevel "antiscript" 让图里的 click 链接可用（首页流程图），同时仍然移除 <script>。
-  // 画一张图要几十到上百毫秒，这期间页面不响应：每张图等它离屏幕不到一屏时才画（IntersectionObserver），
-  // 读者一直不往下翻，就一直不画，也不加载 Mermaid。打印前（beforeprint）和 helloPytorchDrawDiagrams() 画出全部。
+  // 画一张图要几十到上百毫秒，这期间页面不响应：打开页面时只画屏幕上看得见的图；读者开始滚动以后，
+  // 每张图等它离屏幕不到一屏时就画（IntersectionObserver），滚到它时已经画好。读者一直不往下翻，
+  // 屏幕外的图就一直不画，也不加载 Mermaid。打印前（beforeprint）和 helloPytorchDrawDiagrams() 画出全部。
   // “离屏幕不到一屏”：图和公式用同一个距离
   const NEAR_SCREEN = { rootMargin: "100% 0px" };
+  const ON_SCREEN = { rootMargin: "0px" };
 
   let mermaidConfig = {};
   let realMermaid = null;
   const claimed = new WeakSet();
   const waiting = new Set();
+  const widen = new Set(); // 还按“看得见才画”等着的图：读者一滚动，改成离屏幕不到一屏就画
+  let scrolled = false;
+  window.addEventListener(
+    "scroll",
+    () => {
+      scrolled = true;
+      widen.forEach((watch) => watch(NEAR_SCREEN));
+      widen.clear();
+    },
+    { once: true, passive: true },
+  );
 
   function nearScreen(element) {
     return new Promise((resolve) => {
+      let observer = null;
+      const watch = (options) => {
+        observer?.disconnect();
+        observer = new IntersectionObserver((entries) => entries.some((entry) => entry.isIntersecting) && done(), options);
+        observer.observe(element);
+      };
       const done = () => {
         observer.disconnect();
         waiting.delete(done);
+        widen.delete(watch);
         resolve();
       };
-      const observer = new IntersectionObserver((entries) => entries.some((entry) => entry.isIntersecting) && done(), NEAR_SCREEN);
-      observer.observe(element);
+      watch(scrolled ? NEAR_SCREEN : ON_SCREEN);
+      if (!scrolled) widen.add(watch);
       waiting.add(done);
     });
   }

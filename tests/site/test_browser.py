@@ -18,6 +18,7 @@ import queue
 import re
 import threading
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -251,15 +252,44 @@ CONTRAST_PAGES = (
 )
 
 
+class _Kinds(HTMLParser):
+    """标签名.类名；KaTeX 排好的公式（构建时排好的开头几个，见 hello_build/formulas.py）里面的元素不算：
+    它们的颜色都继承正文，CONTRAST_PAGES 上的公式在浏览器里排好后照样查对比度。"""
+
+    VOID = frozenset(
+        {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    )
+
+    def __init__(self):
+        super().__init__()
+        self.kinds: set[str] = set()
+        self.katex_depth = 0  # 在 .katex 里面时是从 .katex 起的层数
+
+    def handle_starttag(self, tag, attrs):
+        names = (dict(attrs).get("class") or "").split()
+        if self.katex_depth == 0:
+            self.kinds |= {f"{tag}.{name}" for name in names}
+        if tag in self.VOID:
+            return
+        if self.katex_depth or "katex" in names:
+            self.katex_depth += 1
+
+    def handle_startendtag(self, tag, attrs):
+        if self.katex_depth == 0:
+            self.kinds |= {f"{tag}.{name}" for name in (dict(attrs).get("class") or "").split()}
+
+    def handle_endtag(self, tag):
+        if self.katex_depth and tag not in self.VOID:
+            self.katex_depth -= 1
+
+
 def element_kinds(html: str) -> set[str]:
     """正文（article）里出现的每一种元素：标签名.类名，例如 div.admonition、span.k（代码里的关键字）。"""
     article = re.search(r'<article class="md-content__inner.*?</article>', html, re.S)
     assert article, "页面应有正文 <article>"
-    return {
-        f"{tag}.{name}"
-        for tag, names in re.findall(r'<([a-z0-9]+)\b[^>]*?\bclass="([^"]*)"', article[0])
-        for name in names.split()
-    }
+    parser = _Kinds()
+    parser.feed(article[0])
+    return parser.kinds
 
 
 def test_contrast_pages_contain_every_kind_of_element(built_site):
@@ -490,6 +520,36 @@ def test_diagrams_and_formulas_wait_until_near_the_screen(browser, site_url):
             "() => [...document.querySelectorAll('details:not([open]) .arithmatex')].every(e => e.querySelector('.katex'))",
             timeout=20_000,
         )
+    finally:
+        context.close()
+
+
+def test_diagrams_below_the_screen_wait_for_the_reader_to_scroll(browser, site_url):
+    """打开页面时只画屏幕上看得见的图（画一张图要上百毫秒，读者不往下翻就不必画）；读者一滚动，离屏幕不到一屏的图
+    就画好。窗口高度取成让第一张图正好在屏幕下方一屏以内。"""
+    path = "part3/ch01_ddp/"
+    first = ".md-content pre.mermaid, .md-content div.mermaid"
+    probe = browser.new_page(viewport={"width": 1280, "height": 800})
+    try:
+        probe.goto(site_url + path, wait_until="load")
+        top = probe.evaluate("(s) => document.querySelector(s).getBoundingClientRect().top", first)
+    finally:
+        probe.close()
+    height = int(top / 1.5)  # 图在一屏到两屏之间：以前的做法打开页面就会画它
+    context = browser.new_context(viewport={"width": 1280, "height": height})
+    context.add_init_script(OPEN_SHADOW_ROOTS)
+    page = context.new_page()
+    drawn = (
+        "() => [...document.querySelectorAll('div.mermaid')].some(d => d.shadowRoot?.querySelector('svg'))"
+    )
+    try:
+        page.goto(site_url + path, wait_until="load")
+        page.wait_for_timeout(1_500)
+        assert not page.evaluate(drawn), (
+            f"{path}：屏幕下方的图在读者滚动之前就画了（窗口高 {height}，图在 {top:.0f}）"
+        )
+        page.mouse.wheel(0, 40)
+        page.wait_for_function(drawn, timeout=20_000)
     finally:
         context.close()
 
