@@ -10,6 +10,10 @@ import shutil
 import sys
 from pathlib import Path
 
+KATEX_CSS = (
+    "assets/vendor/katex/katex.min.css"  # 页面开头在构建时排好的公式也要用它（hello_build/formulas.py）
+)
+
 # 网站路径 -> node_modules 里的来源（文件或目录）
 VENDORED = {
     # Mermaid 的 ES 模块版：入口很小，只按需下载画当前图所需的代码块（chunks），不带 .map
@@ -17,13 +21,12 @@ VENDORED = {
     "assets/vendor/mermaid/chunks/mermaid.esm.min": "mermaid/dist/chunks/mermaid.esm.min",
     # KaTeX：脚本、样式和字体（样式按相对路径找 fonts/）
     "assets/vendor/katex/katex.min.js": "katex/dist/katex.min.js",
-    "assets/vendor/katex/katex.min.css": "katex/dist/katex.min.css",
+    KATEX_CSS: "katex/dist/katex.min.css",
     "assets/vendor/katex/fonts": "katex/dist/fonts",
     # 笔记本网页里的公式是 $…$ 原文，由 KaTeX 的 auto-render 找出来排版
     "assets/vendor/katex/contrib/auto-render.min.js": "katex/dist/contrib/auto-render.min.js",
 }
 SKIPPED_SUFFIXES = (".map",)
-KATEX_CSS = "assets/vendor/katex/katex.min.css"  # 章首预先排好的公式要用（hello_build/formulas.py）
 
 
 class MissingAssets(RuntimeError):

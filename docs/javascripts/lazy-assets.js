@@ -5,7 +5,7 @@
   const loading = {};
 
   function load(path) {
-    // 构建时已经放进页面的样式表（章首预先排好的公式，见 hello_build/formulas.py）不再加载一次
+    // 构建时已经放进页面的样式表（页面开头在构建时排好的公式要用，见 hello_build/formulas.py）不再加载一次
     const present = [...document.querySelectorAll('link[rel="stylesheet"]')].some((link) => link.href === new URL(path, vendor).href);
     if (present) loading[path] ??= Promise.resolve();
     if (!loading[path]) {

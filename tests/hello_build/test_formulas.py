@@ -52,7 +52,7 @@ def test_display_formulas_get_their_height_and_the_opening_is_typeset(typesetter
     assert heights[0] > 2.5 > heights[1] == 1.2, f"求和与分式比单个字母高：{heights}"
     opening, rest = html.split('<div class="arithmatex"', 1)
     assert opening.count('<span class="arithmatex" data-typeset="">') == 2
-    assert opening.count('class="katex"') == 2 and "\\(" not in opening, "章首的行内公式应当已经排好"
+    assert opening.count('class="katex"') == 2 and "\\(" not in opening, "开头的行内公式应当已经排好"
     assert "&amp;lt;" not in opening and "a &lt; b" in opening, (
         "TeX 里的 &lt; 先还原成 < 再交给 KaTeX（不转义两次）"
     )

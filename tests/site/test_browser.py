@@ -556,10 +556,10 @@ def test_diagrams_below_the_screen_wait_for_the_reader_to_scroll(browser, site_u
 
 @pytest.mark.parametrize("width", [1350, 412])
 def test_typesetting_formulas_does_not_move_the_page(browser, site_url, width):
-    """排版公式时页面不跳（Lighthouse 的累积布局偏移 CLS）：章首的行内公式打开页面时已经排好，独立公式排版前
+    """排版公式时页面不跳（Lighthouse 的累积布局偏移 CLS）：页面开头的行内公式打开页面时已经排好，独立公式排版前
     已经占好排版后的高度（hello_build/formulas.py）。在桌面和手机宽度上排完全部公式，每个独立公式的高度
     变化不到 3 像素，第一个二级标题没有移动。"""
-    path = "part1/ch04_math/"  # 章首有行内公式，第一屏里有独立公式
+    path = "part1/ch04_math/"  # 第一个二级标题之前有行内公式，第一屏里有独立公式
     context = browser.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
     measure = """() => {
@@ -576,7 +576,7 @@ def test_typesetting_formulas_does_not_move_the_page(browser, site_url, width):
         page.goto(site_url + path, wait_until="domcontentloaded")
         before = page.evaluate(measure)
         assert before["opening"] and all(before["opening"]), (
-            f"{path} 章首的行内公式在打开页面时就应当排好：{before['opening']}"
+            f"{path} 第一个二级标题之前的行内公式在打开页面时就应当排好：{before['opening']}"
         )
         page.wait_for_load_state("load")
         page.evaluate("window.helloPytorchTypesetAll()")

@@ -321,7 +321,7 @@ _FENCED = re.compile(
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 NOTEBOOK_MATH = re.compile(r"\$\$(.+?)\$\$|\$([^$\n]+)\$", re.S)
 _ARITHMATEX = re.compile(r'class="arithmatex"(?: style="[^"]*")?>(.*?)</(?:span|div)>', re.S)
-# 章首在构建时排好的行内公式（hello_build/formulas.py）：TeX 原文在 KaTeX 输出的 annotation 里
+# 页面开头在构建时排好的行内公式（hello_build/formulas.py）：TeX 原文在 KaTeX 输出的 annotation 里
 _PRERENDERED = re.compile(r'<annotation encoding="application/x-tex">(.*?)</annotation>', re.S)
 
 
