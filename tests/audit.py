@@ -5,8 +5,8 @@
    按 3 次的中位数判断——一次测量会被机器上别的进程拖慢；差得多的一次就判不合格（见 near）。
 2. 每一类页面里 DOM 最大的一页（最重的一页），两种预设各跑 3 次取中位数，单独列出。
 3. 目标：性能 ≥ 95，无障碍、最佳实践、SEO 都是 100，总阻塞时间（TBT）≤ 150 ms。
-   Lighthouse 里的 axe 会把 content-visibility 跳过的块里的文字对比度算错（背景取成了跳过的块占位处别的
-   元素的颜色，比如深色代码块的 #212121；https://github.com/dequelabs/axe-core/issues/2768，未修）。无障碍分
+   Lighthouse 里的 axe 会把 content-visibility 跳过的块里的文字对比度算错（报告的背景是 #212121、#171717
+   这样的深色，这些文字实际在白底上；https://github.com/dequelabs/axe-core/issues/2768，未修）。无障碍分
    只因颜色对比度不满时，在同样大小的窗口里关掉 content-visibility 用 axe 再查一遍对比度（recheck_contrast）：
    没有问题就记作 100，并在表格下面列出；有问题照样不合格。
 4. vnu 校验全站 HTML：不允许重复的 id；除了 DEPENDENCY_ERRORS 里列出的、来自主题和笔记本模板的几类错误，

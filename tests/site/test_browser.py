@@ -274,10 +274,6 @@ class _Kinds(HTMLParser):
         if self.katex_depth or "katex" in names:
             self.katex_depth += 1
 
-    def handle_startendtag(self, tag, attrs):
-        if self.katex_depth == 0:
-            self.kinds |= {f"{tag}.{name}" for name in (dict(attrs).get("class") or "").split()}
-
     def handle_endtag(self, tag):
         if self.katex_depth and tag not in self.VOID:
             self.katex_depth -= 1
