@@ -25,3 +25,21 @@ window.helloPytorchFocusScrollables = async (within) => {
   }
 };
 document$.subscribe(() => window.helloPytorchFocusScrollables());
+
+// 3. 放不下的代码块也要能用键盘聚焦后滚动。Material 等代码块进入屏幕才装配它（mkdocs.yml 的 content.lazy），
+//    那时才给放不下的代码块 tabindex：用 Tab 键往下走的读者，焦点会越过还没进屏幕的代码块。
+//    所以代码块离屏幕不到一屏时就量一量，放不下就先给 tabindex（一次只量快到屏幕的几个，不会迫使整页排版）。
+const nearScreenCode = new IntersectionObserver(
+  (entries) => {
+    for (const { target: code, isIntersecting } of entries) {
+      if (!isIntersecting) continue;
+      nearScreenCode.unobserve(code);
+      if (!code.hasAttribute("tabindex") && code.scrollWidth > code.clientWidth) code.tabIndex = 0;
+    }
+  },
+  { rootMargin: "100% 0px" },
+);
+document$.subscribe(() => {
+  nearScreenCode.disconnect();
+  document.querySelectorAll(".md-typeset pre:not(.mermaid) > code").forEach((code) => nearScreenCode.observe(code));
+});

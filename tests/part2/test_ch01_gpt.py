@@ -283,3 +283,24 @@ def test_exercise_unscaled_scores_starve_most_queries_of_gradient(ns):
     assert r[4, False][1] == 0
     medians = [r[dim, True][0] for dim in (4, 64, 1024)]
     assert max(medians) / min(medians) < 1.5, medians
+
+
+# ---- 页面开头的路线图 ----
+
+
+def test_the_roadmap_lists_every_part2_page_in_nav_order():
+    """页面开头列出第二部分的每一页，顺序与导航（mkdocs.yml 的 nav）一致：加了一页而忘了写进路线图，这里就红。"""
+    import re
+
+    from tests.conftest import DOCS, ROOT
+
+    nav = re.findall(r"^\s+- (part2/ch\d\d_\w+\.md)\s*$", (ROOT / "mkdocs.yml").read_text("utf-8"), re.M)
+    page = (DOCS / "part2" / "ch01_gpt.md").read_text("utf-8")
+    roadmap = page[: page.index("\n## ")]
+    items = re.findall(r"^(\d+)\. (.+)$", roadmap, re.M)
+    linked = ["part2/" + m for _, text in items for m in re.findall(r"\]\((ch\d\d_\w+\.md)\)", text)]
+    assert len(nav) >= 8, f"在 mkdocs.yml 里只找到第二部分的 {nav}"
+    assert [int(n) for n, _ in items] == list(range(1, len(nav) + 1)), (
+        f"路线图有 {len(items)} 项，导航里有 {len(nav)} 页"
+    )
+    assert ["part2/ch01_gpt.md", *linked] == nav, f"路线图链接的页面 {linked} 与导航 {nav[1:]} 不一致"
