@@ -4,12 +4,14 @@ document.querySelectorAll(".md-search[role=dialog]").forEach((dialog) => {
   dialog.setAttribute("aria-label", "搜索");
 });
 
-// 2. 放不下、需要横向滚动的宽表格、长公式和笔记本里的长代码行，要能用键盘聚焦后滚动。每次换页、公式排版后都检查一遍。
+// 2. 放不下、需要横向滚动的宽表格、长公式和长代码行，要能用键盘聚焦后滚动。每次换页、公式排版后都检查一遍。
+//    Material 等代码块进入屏幕才装配它（mkdocs.yml 的 content.lazy），那时才给放不下的代码块 tabindex：
+//    只靠它，用 Tab 键往下走的读者会越过还没进过屏幕的代码块，所以这里也检查章节页的代码块。
 //    量一个元素宽不宽会迫使浏览器先排版它（屏幕外先不排版的内容也一样，见 extra.css 的 content-visibility）：
 //    长页面一口气量完是一个上百毫秒的长任务，所以每量大约 30 毫秒就把主线程让出一次。
 //    只给了一些元素（刚排好的公式）时，只检查它们所在的和它们里面的区域。
 window.helloPytorchFocusScrollables = async (within) => {
-  const regions = ".md-typeset__scrollwrap, .md-typeset div.arithmatex, .jupyter-wrapper .highlight-ipynb, .jupyter-wrapper .jp-OutputArea-output, .jupyter-wrapper .jp-RenderedMarkdown pre";
+  const regions = ".md-typeset__scrollwrap, .md-typeset div.arithmatex, .md-typeset pre:not(.mermaid) > code, .jupyter-wrapper .highlight-ipynb, .jupyter-wrapper .jp-OutputArea-output, .jupyter-wrapper .jp-RenderedMarkdown pre";
   const candidates = within
     ? new Set(within.flatMap((element) => [element.closest(regions), ...element.querySelectorAll(regions)]))
     : document.querySelectorAll(regions);
@@ -26,20 +28,3 @@ window.helloPytorchFocusScrollables = async (within) => {
 };
 document$.subscribe(() => window.helloPytorchFocusScrollables());
 
-// 3. 放不下的代码块也要能用键盘聚焦后滚动。Material 等代码块进入屏幕才装配它（mkdocs.yml 的 content.lazy），
-//    那时才给放不下的代码块 tabindex：用 Tab 键往下走的读者，焦点会越过还没进屏幕的代码块。
-//    所以代码块离屏幕不到一屏时就量一量，放不下就先给 tabindex（一次只量快到屏幕的几个，不会迫使整页排版）。
-const nearScreenCode = new IntersectionObserver(
-  (entries) => {
-    for (const { target: code, isIntersecting } of entries) {
-      if (!isIntersecting) continue;
-      nearScreenCode.unobserve(code);
-      if (!code.hasAttribute("tabindex") && code.scrollWidth > code.clientWidth) code.tabIndex = 0;
-    }
-  },
-  { rootMargin: "100% 0px" },
-);
-document$.subscribe(() => {
-  nearScreenCode.disconnect();
-  document.querySelectorAll(".md-typeset pre:not(.mermaid) > code").forEach((code) => nearScreenCode.observe(code));
-});
