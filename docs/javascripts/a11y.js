@@ -27,4 +27,3 @@ window.helloPytorchFocusScrollables = async (within) => {
   }
 };
 document$.subscribe(() => window.helloPytorchFocusScrollables());
-

@@ -2,10 +2,13 @@
 的实验结论在几个种子上都成立；参数量的公式与实际计数逐个相等；因果注意力让未来的字符影响不到前面的位置。"""
 
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
+
+from tests.conftest import DOCS, ROOT
 
 SNIPPET = "snippets/part2/ch01_gpt.py"
 
@@ -290,10 +293,6 @@ def test_exercise_unscaled_scores_starve_most_queries_of_gradient(ns):
 
 def test_the_roadmap_lists_every_part2_page_in_nav_order():
     """页面开头列出第二部分的每一页，顺序与导航（mkdocs.yml 的 nav）一致：加了一页而忘了写进路线图，这里就红。"""
-    import re
-
-    from tests.conftest import DOCS, ROOT
-
     nav = re.findall(r"^\s+- (part2/ch\d\d_\w+\.md)\s*$", (ROOT / "mkdocs.yml").read_text("utf-8"), re.M)
     page = (DOCS / "part2" / "ch01_gpt.md").read_text("utf-8")
     roadmap = page[: page.index("\n## ")]
