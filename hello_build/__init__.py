@@ -10,6 +10,7 @@
 - ``notebooks``：页面 -> Jupyter 笔记本（纯函数）、在后台运行笔记本、笔记本的链接；
 - ``assets``：网站自带的 Mermaid 与 KaTeX；
 - ``search``：让中文搜索认得术语表里的词；
+- ``stylesheets``：删掉笔记本网页的 Jupyter 样式里匹配不到的规则；
 - ``slugs``：MkDocs 与 Zensical 共用的标题 id 规则；
 - ``compat``：依赖的缺陷的绕行办法，每一条都有版本检查、上游链接和测试；
 - ``site``：MkDocs 的适配层，持有一次构建的全部状态（只有它和 ``compat`` 导入 mkdocs）。

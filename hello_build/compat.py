@@ -50,8 +50,9 @@ def forward_notebook_inclusion() -> bool:
 # 见 https://github.com/danielfrg/mkdocs-jupyter/issues/199）和 Mermaid；把 575 KB 的 Jupyter 样式内联进每一页；
 # 把一个 Python 列表当作 <style> 写进页面。本站不让读者的浏览器访问别的主机：去掉这些脚本，公式和图交给本站
 # 自己的 KaTeX 与 Mermaid（lazy-assets.js），样式抽成一个共用的文件。认不出模板（样式没找到、还剩外部脚本）时报错。
-# 它还把每个代码单元格逐词着色（每个词一个 <span>）：把库文件写出来的准备单元格（%%writefile，Jupyter 里默认折叠；
-# 同样的代码在章节页上着色显示）改成不着色的纯文字，一个库文件就少几千个元素（tests/site/test_html.py 的预算）。
+# 它还把每个代码单元格逐词着色（每个词一个 <span>），也不管单元格的 source_hidden：把库文件写出来的准备单元格
+# （%%writefile，笔记本里标了 source_hidden，Jupyter 里默认折叠；同样的代码在章节页上着色显示）改成折叠起来的
+# 不着色纯文字：一个库文件就少几千个元素（tests/site/test_html.py 的预算），浏览器打开网页时也不用排版几万字的代码。
 
 _CDN_SCRIPTS = re.compile(
     r'<script src="">\s*</script>|<script type="text/x-mathjax-config">.*?</script>'
@@ -72,7 +73,14 @@ def _plain_library_cell(match: re.Match[str]) -> str:
     text = html.unescape(re.sub(r"<[^>]+>", "", match[2]))
     if not text.startswith("%%writefile "):
         return match[0]
-    return match[1] + html.escape(text, quote=False) + match[3]
+    path = text.split("\n", 1)[0].removeprefix("%%writefile ")
+    lines = text.rstrip("\n").count("\n")
+    summary = f"<summary>写出库文件 <code>{html.escape(path)}</code>（{lines} 行，点开查看）</summary>"
+    return (
+        f'<div class="highlight-ipynb hl-python"><details class="hp-library">{summary}<pre>'
+        + html.escape(text, quote=False)
+        + "</pre></details></div>"
+    )
 
 
 def clean_notebook_page(html_text: str, where: str, stylesheet_link: str) -> tuple[str, str]:

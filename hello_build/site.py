@@ -14,7 +14,7 @@ import markdown_exec
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, InclusionLevel
 
-from hello_build import artefacts, assets, compat, dialect, execute, formulas, report, search
+from hello_build import artefacts, assets, compat, dialect, execute, formulas, report, search, stylesheets
 from hello_build.notebooks import links
 from hello_build.notebooks.build import PageSource, pins_from
 from hello_build.notebooks.run import Job, NotebookFailed, Runner, job_for, write_notebook
@@ -53,6 +53,7 @@ class Site:
         self.sessions: dict[str, set[str]] = {}  # 页面 -> 它的会话
         self.urls: dict[str, str] = {}
         self.notebook_urls: dict[str, str] = {}
+        self.notebook_dests: dict[str, str] = {}
         self.css = ""
         self.formulas = formulas.Typesetter(root / "node_modules", Store(self.settings.cache / "formulas"))
         search.teach_jieba(Path(config.docs_dir) / "glossary.md")
@@ -110,9 +111,9 @@ class Site:
 
     def nav(self, files) -> None:
         for page, job in self.jobs.items():
-            self.notebook_urls[page] = files.get_file_from_path(
-                job.uri
-            ).url  # mkdocs-jupyter 包装后的网页地址
+            file = files.get_file_from_path(job.uri)
+            self.notebook_urls[page] = file.url  # mkdocs-jupyter 包装后的网页地址
+            self.notebook_dests[page] = file.dest_path
 
     def _is_notebook(self, page) -> bool:
         return page.file.src_uri.startswith(links.PREFIX)
@@ -223,15 +224,29 @@ class Site:
     def build_error(self) -> None:
         self.runner.cancel()  # 构建已经失败：不再开始新的笔记本，关掉正在运行的内核
 
+    def _write_notebook_css(self, site: Path) -> None:
+        # 全部笔记本网页（--dirty 构建没重新渲染的也在 site_dir 里）和网站的全部脚本（脚本会给元素加类名）
+        pages = [(site / dest).read_text(encoding="utf-8") for dest in self.notebook_dests.values()]
+        scripts = [path.read_text(encoding="utf-8", errors="replace") for path in site.rglob("*.js")]
+        pruned = stylesheets.prune(self.css, stylesheets.names_in(pages, scripts))
+        target = site / NOTEBOOK_CSS
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(pruned.css, encoding="utf-8")
+        log.info(
+            "Jupyter 样式：保留 %d 条规则、删掉 %d 条匹配不到的（%d KB -> %d KB）",
+            pruned.kept,
+            pruned.dropped,
+            len(self.css.encode()) // 1024,
+            len(pruned.css.encode()) // 1024,
+        )
+
     def post_build(self, config) -> None:
         self._finish_notebooks()  # --dirty 构建可能一个笔记本页面都没渲染：这里同样要等笔记本、报告它们的错误
         site = Path(config.site_dir)
         pages = {src: self._blocks(src) for src in self.sessions}
         (site / "exec-manifest.json").write_text(report.manifest(pages), encoding="utf-8")
         if self.css:
-            target = site / NOTEBOOK_CSS
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(self.css, encoding="utf-8")
+            self._write_notebook_css(site)
         notebooks = {}
         for page, job in self.jobs.items():
             download = links.download_uri(self.notebook_urls[page], job.uri)

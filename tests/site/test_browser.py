@@ -19,9 +19,12 @@ import re
 import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from importlib.resources import files
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
+import tinycss2
 
 from tests.conftest import AFTER_BUILD, DOCS, WORKER, BuiltSite
 from tests.site.test_notebooks import BROWSER_NOTEBOOKS
@@ -467,6 +470,150 @@ def test_code_blocks_are_set_up_when_they_reach_the_screen(browser, site_url):
         last.locator("button.md-code__button").wait_for(timeout=10_000)
     finally:
         page.close()
+
+
+# mkdocs-jupyter 自带的完整 Jupyter 样式；构建只把其中可能匹配的规则写进网站（hello_build/stylesheets.py）
+FULL_JUPYTER_CSS = files("mkdocs_jupyter") / "templates" / "mkdocs_html" / "assets" / "index.css"
+# 和布局有关的值（宽、高、位置）取决于排版的进度，不比较；其余凡是 Jupyter 样式写到的属性都比较
+FULL_URL = "http://127.0.0.1/__full-jupyter.css"  # 测试的路由提供完整样式的地址
+LAYOUT_PROPERTIES = {"width", "height", "top", "left", "right", "bottom", "transform-origin"}
+
+# 每个元素按“标签、类名、data-* 属性，连同它的每一层祖先”归类。同一类元素（一本笔记本里成百上千个同样的代码词、
+# 表格格子，各本笔记本里同样的单元格）只比较前两个，它们本身和 ::before、::after 的样式逐个属性比较
+STYLES_OF_NEW_KINDS = """([properties, seen]) => {
+  const kind = (el) => el.tagName + [...el.classList].sort().map((c) => "." + c).join("")
+    + [...el.attributes].filter((a) => a.name.startsWith("data-")).map((a) => `[${a.name}=${a.value}]`).join("");
+  const paths = new Map(), counts = new Map(seen.map((key) => [key, 2])), out = {};
+  for (const el of document.querySelectorAll(".jupyter-wrapper, .jupyter-wrapper *")) {
+    const path = (paths.get(el.parentElement) ?? "") + " > " + kind(el);
+    paths.set(el, path);
+    const n = (counts.get(path) || 0) + 1;
+    counts.set(path, n);
+    if (n > 2) continue;
+    for (const pseudo of ["", "::before", "::after"]) {
+      const style = getComputedStyle(el, pseudo || null);
+      const shown = !pseudo || !["none", "normal"].includes(style.content);  // 没有 content 的伪元素不显示
+      out[`${path} #${n}${pseudo}`] = shown
+        ? properties.map((p) => `${p}: ${style.getPropertyValue(p)}`).join("; ") : "不显示";
+    }
+  }
+  return out;
+}"""
+
+
+def declared_properties(css: str) -> list[str]:
+    """样式表的规则（含 @media 里的）写到的属性名，不含自定义属性、带浏览器前缀的和过渡（见 NO_TRANSITIONS）。"""
+    names, rules = set(), tinycss2.parse_stylesheet(css, skip_whitespace=True, skip_comments=True)
+    while rules:
+        rule = rules.pop()
+        if rule.type == "qualified-rule":
+            for item in tinycss2.parse_blocks_contents(
+                rule.content, skip_whitespace=True, skip_comments=True
+            ):
+                if item.type == "declaration" and not item.name.startswith(("-", "transition")):
+                    names.add(item.lower_name)
+        elif rule.type == "at-rule" and rule.lower_at_keyword == "media" and rule.content:
+            rules += tinycss2.parse_rule_list(rule.content, skip_whitespace=True, skip_comments=True)
+    return sorted(names - LAYOUT_PROPERTIES)
+
+
+# 把笔记本网页的 Jupyter 样式换成另一份：换 <link> 的地址，等它加载
+SWAP_STYLESHEET = """async (href) => {
+  const link = document.querySelector('link[rel=stylesheet][href*="jupyter"]');
+  if (link.href !== href)
+    await new Promise((loaded, failed) => { link.onload = loaded; link.onerror = failed; link.href = href; });
+}"""
+# 颜色过渡：屏幕外的元素在被查询样式时才开始过渡，取到的是过渡起点的颜色。比较时关掉过渡（两份样式一样关），
+# 过渡属性本身也就不比较
+NO_TRANSITIONS = "*, *::before, *::after { transition: none !important; }"
+
+
+def notebook_styles(tab, url: str, properties: list[str], seen: set[str]) -> dict[str, tuple[str, str]]:
+    """打开一本笔记本的网页、排好全部公式；浅色、深色下，seen 以外的每类元素在网站的 Jupyter 样式和完整样式下
+    各自的样式：{类: (网站, 完整)}。完整样式由路由在 FULL_URL 提供。"""
+    tab.goto(url, wait_until="load")
+    tab.add_style_tag(content=NO_TRANSITIONS)
+    tab.evaluate("() => window.helloPytorchTypesetAll()")
+    tab.wait_for_selector(".md-content[data-typeset]", state="attached", timeout=20_000)
+    site_href = tab.evaluate("() => document.querySelector('link[rel=stylesheet][href*=\"jupyter\"]').href")
+    styles = {}
+    for scheme, order in (("default", (site_href, FULL_URL)), ("slate", (FULL_URL, site_href))):
+        tab.evaluate("(scheme) => document.body.setAttribute('data-md-color-scheme', scheme)", scheme)
+        old = sorted(key.removeprefix(scheme + " ") for key in seen if key.startswith(scheme + " "))
+        found = {}
+        for href in order:
+            tab.evaluate(SWAP_STYLESHEET, href)
+            found[href] = tab.evaluate(STYLES_OF_NEW_KINDS, [properties, old])
+        assert found[site_href].keys() == found[FULL_URL].keys(), f"{url}：换样式前后的元素不同"
+        styles |= {
+            f"{scheme} {key}": (found[site_href][key], found[FULL_URL][key]) for key in found[site_href]
+        }
+    return styles
+
+
+def changed_properties(site: str, full: str) -> str:
+    """两份 "属性: 值; …" 里不同的属性。"""
+    if "不显示" in (site, full):
+        return f"\n  网站：{site[:200]}\n  完整样式：{full[:200]}"
+    pairs = zip(site.split("; "), full.split("; "), strict=True)
+    return "".join(f"\n  {ours}（完整样式：{theirs}）" for ours, theirs in pairs if ours != theirs)
+
+
+NOTEBOOK_PAGES = [path for path in page_urls() if path.startswith("notebooks/")]
+
+
+def test_the_slimmed_jupyter_stylesheet_styles_every_notebook_element_like_the_full_one(browser, site_url):
+    """网站上的 Jupyter 样式删掉了匹配不到的规则（hello_build/stylesheets.py）：每本笔记本的网页上，每一类元素
+    在浅色和深色下算出的样式（Jupyter 样式写到的每个属性）都和换上 mkdocs-jupyter 的完整样式时一样。"""
+    full = FULL_JUPYTER_CSS.read_text(encoding="utf-8")
+    served = urlopen(site_url + "assets/notebooks/jupyter.css").read().decode()
+    assert len(served) < len(full) / 3, "网站上的 Jupyter 样式应已删掉匹配不到的规则"
+    properties = declared_properties(full)
+    assert len(properties) > 80, properties
+    context = browser.new_context(viewport={"width": 1350, "height": 900})
+    context.route(FULL_URL, lambda route: route.fulfill(body=full, content_type="text/css"))
+    tab = context.new_page()
+    differences, seen = [], set()
+    try:
+        for path in NOTEBOOK_PAGES:
+            styles = notebook_styles(tab, site_url + path, properties, seen)
+            differences += [
+                f"{path} {key}：{changed_properties(*pair)}"
+                for key, pair in styles.items()
+                if pair[0] != pair[1]
+            ]
+            seen |= {key.rsplit(" #", 1)[0] for key in styles}
+    finally:
+        context.close()
+    assert len(seen) > 500, f"只比较了 {len(seen)} 类元素"
+    assert not differences, f"瘦身后的 Jupyter 样式改变了 {len(differences)} 处样式，例如：\n" + "\n".join(
+        differences[:4]
+    )
+
+
+def test_library_cells_are_folded_and_scroll_by_keyboard_once_opened(browser, site_url):
+    """笔记本网页上写出库文件的单元格折叠着（和 Jupyter 里一样，打开网页时不排版几万字的代码）；读者点开以后，
+    放不下的代码要能用键盘聚焦后滚动（a11y.js 在 toggle 事件里补上 tabindex）。"""
+    _report, page, context = visit(browser, site_url, "notebooks/part3/ch03_cluster/")
+    try:
+        folded = page.locator("details.hp-library")
+        count = folded.count()
+        closed = page.evaluate(
+            "() => [...document.querySelectorAll('details.hp-library')].every((d) => !d.open)"
+        )
+        region = folded.first.locator("xpath=ancestor::div[contains(@class, 'highlight-ipynb')][1]")
+        before = region.get_attribute("tabindex")
+        folded.first.locator("summary").click()
+        page.wait_for_function(
+            "() => document.querySelector('details.hp-library').closest('.highlight-ipynb').tabIndex === 0",
+            timeout=5_000,
+        )
+        text = folded.first.locator("pre").inner_text()
+    finally:
+        context.close()
+    assert count >= 3 and closed, "写出库文件的单元格应当折叠"
+    assert before is None, "折叠时量不出宽度，不该有 tabindex"
+    assert text.startswith("%%writefile snippets/part3/_ddp_worker.py\n"), text[:80]
 
 
 def test_palette_toggle_switches_light_and_dark(browser, site_url):
