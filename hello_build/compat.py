@@ -75,7 +75,7 @@ def _plain_library_cell(match: re.Match[str]) -> str:
         return match[0]
     path = text.split("\n", 1)[0].removeprefix("%%writefile ")
     lines = text.rstrip("\n").count("\n")
-    summary = f"<summary>写出库文件 <code>{html.escape(path)}</code>（{lines} 行，点开查看）</summary>"
+    summary = f"<summary>写入库文件 <code>{html.escape(path)}</code>（共 {lines} 行，点击展开）</summary>"
     return (
         f'<div class="highlight-ipynb hl-python"><details class="hp-library">{summary}<pre>'
         + html.escape(text, quote=False)

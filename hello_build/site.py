@@ -225,10 +225,23 @@ class Site:
         self.runner.cancel()  # 构建已经失败：不再开始新的笔记本，关掉正在运行的内核
 
     def _write_notebook_css(self, site: Path) -> None:
-        # 全部笔记本网页（--dirty 构建没重新渲染的也在 site_dir 里）和网站的全部脚本（脚本会给元素加类名）
-        pages = [(site / dest).read_text(encoding="utf-8") for dest in self.notebook_dests.values()]
-        scripts = [path.read_text(encoding="utf-8", errors="replace") for path in site.rglob("*.js")]
-        pruned = stylesheets.prune(self.css, stylesheets.names_in(pages, scripts))
+        # 全部笔记本网页（--dirty 构建没重新渲染的也在 site_dir 里）和网站的全部脚本（脚本会给元素加类名）。
+        # --dirty 构建一本笔记本都没重新渲染时（self.css 是空的）不走到这里，上一次写的样式表留着
+        try:
+            pages = [(site / dest).read_text(encoding="utf-8") for dest in self.notebook_dests.values()]
+            pruned = stylesheets.prune(
+                self.css,
+                stylesheets.names_in(
+                    pages,
+                    [
+                        path.read_text(encoding="utf-8", errors="replace")
+                        for pattern in ("*.js", "*.mjs")
+                        for path in site.rglob(pattern)
+                    ],
+                ),
+            )
+        except (OSError, stylesheets.UnreadableStylesheet) as error:
+            raise PluginError(f"Jupyter 样式瘦身失败：{error}") from error
         target = site / NOTEBOOK_CSS
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(pruned.css, encoding="utf-8")
@@ -236,8 +249,8 @@ class Site:
             "Jupyter 样式：保留 %d 条规则、删掉 %d 条匹配不到的（%d KB -> %d KB）",
             pruned.kept,
             pruned.dropped,
-            len(self.css.encode()) // 1024,
-            len(pruned.css.encode()) // 1024,
+            len(self.css.encode()) // 1000,
+            len(pruned.css.encode()) // 1000,
         )
 
     def post_build(self, config) -> None:

@@ -27,7 +27,7 @@ window.helloPytorchFocusScrollables = async (within) => {
   }
 };
 document$.subscribe(() => window.helloPytorchFocusScrollables());
-// 折叠起来的内容（笔记本网页上写出库文件的单元格）没有排版、量不出宽度：读者点开时再检查（toggle 事件不冒泡，在捕获阶段收）
+// 折叠起来的内容（笔记本网页上写出库文件的单元格）没有排版、量不出宽度：读者点开时再检查（toggle 事件不冒泡，在捕获阶段监听）
 document.addEventListener("toggle", (event) => {
   if (event.target.open) window.helloPytorchFocusScrollables([event.target]);
 }, true);

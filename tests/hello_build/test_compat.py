@@ -43,7 +43,7 @@ def test_notebook_page_is_cleaned_and_keeps_no_other_host():
     assert '<pre class="mermaid"><code>graph LR\nA-->B</code></pre>' in cleaned
     # 写出库文件的单元格是折叠起来、不着色的纯文字（少几千个元素），其余代码单元格照样逐词着色
     assert (
-        '<details class="hp-library"><summary>写出库文件 <code>lib.py</code>（1 行，点开查看）</summary>'
+        '<details class="hp-library"><summary>写入库文件 <code>lib.py</code>（共 1 行，点击展开）</summary>'
         "<pre>%%writefile lib.py\nx = 1 &lt; 2\n</pre></details>"
     ) in cleaned
     assert '<span class="n">y</span> <span class="o">=</span>' in cleaned

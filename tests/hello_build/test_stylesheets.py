@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import pytest
 import tinycss2
 
 from hello_build import stylesheets
@@ -88,3 +89,27 @@ def test_class_names_come_from_the_pages_and_from_every_script():
     } <= names
     pruned = stylesheets.prune(".w .md-typeset__scrollwrap{margin:0}.w .jp-Cell{padding:0}", names | {"w"})
     assert pruned.dropped == 0
+
+
+def test_class_attributes_are_read_however_they_are_quoted():
+    page = "<p class='single one'>x</p><td CLASS=bare>y</td><span class=\"a&amp;b\">z</span>"
+    assert {"single", "one", "bare", "a&b"} <= stylesheets.names_in([page], [])
+
+
+def test_a_list_with_a_vendor_prefixed_member_is_kept_or_dropped_whole():
+    # Chromium 不认识 ::-moz-placeholder，整个列表都不用；删掉它、留下另一半，另一半就生效了
+    css = ".w .a::-webkit-input-placeholder,.w .gone::-moz-placeholder{color:red}.w .gone::-moz-x,.w .gone2{color:blue}"
+    pruned = stylesheets.prune(css, {"w", "a"})
+    assert selectors(pruned.css) == [".w .a::-webkit-input-placeholder,.w .gone::-moz-placeholder"]
+
+
+def test_other_at_rules_are_kept_as_they_are():
+    css = "@layer base{.w .gone{color:red}}@font-face{font-family:x;src:local(x)}@import url(a.css);"
+    pruned = stylesheets.prune(css, {"w"})
+    assert "@layer base{.w .gone{color:red}}" in pruned.css and "@font-face" in pruned.css
+    assert "@import url(a.css);" in pruned.css
+
+
+def test_a_stylesheet_it_cannot_read_fails_loudly():
+    with pytest.raises(stylesheets.UnreadableStylesheet, match="第 1 行"):
+        stylesheets.prune('.w .a{color:red}.w "unclosed\n{color:blue}', {"w", "a"})

@@ -2,8 +2,9 @@
 
 每一页：不向本站以外的主机发任何请求；没有控制台错误和未捕获的异常；每个 Mermaid 图都画成了 SVG；
 每个公式都排版了；没有图或公式的页面不加载 Mermaid / KaTeX；axe-core 查不出严重的无障碍问题（每个章节页，颜色对比度只查 CONTRAST_PAGES）；
-375 像素宽的手机视口里没有横向滚动。笔记本网页只打开两本（BROWSER_NOTEBOOKS：它们包含笔记本里的每一种内容；其余各本
-由读文件的检查覆盖，见 tests/site/test_notebooks.py）。全站：代码复制按钮、深浅色切换、中文搜索。
+375 像素宽的手机视口里没有横向滚动。笔记本网页只在两本上做这些检查（BROWSER_NOTEBOOKS：它们包含笔记本里的每一种
+内容；其余各本由读文件的检查覆盖，见 tests/site/test_notebooks.py），另外每本都打开一次，比较瘦身后的 Jupyter
+样式和完整样式算出的元素样式。全站：代码复制按钮、深浅色切换、中文搜索。
 没有 Chromium 时整个模块跳过（CI 里则报错，见下面的 CHROMIUM）。
 """
 
@@ -478,13 +479,19 @@ FULL_JUPYTER_CSS = files("mkdocs_jupyter") / "templates" / "mkdocs_html" / "asse
 FULL_URL = "http://127.0.0.1/__full-jupyter.css"  # 测试的路由提供完整样式的地址
 LAYOUT_PROPERTIES = {"width", "height", "top", "left", "right", "bottom", "transform-origin"}
 
-# 每个元素按“标签、类名、data-* 属性，连同它的每一层祖先”归类。同一类元素（一本笔记本里成百上千个同样的代码词、
+# 网页上的每个元素按“标签、类名、data-* 属性，连同它的每一层祖先”归类。同一类元素（一本笔记本里成百上千个同样的代码词、
 # 表格格子，各本笔记本里同样的单元格）只比较前两个，它们本身和 ::before、::after 的样式逐个属性比较
 STYLES_OF_NEW_KINDS = """([properties, seen]) => {
+  // 简写属性（border、margin……）展开成各个分量：几条边不一样时，简写读出来是空的
+  const longhands = [...new Set(properties.flatMap((p) => {
+    const probe = document.createElement("div").style;
+    probe.setProperty(p, "initial");
+    return probe.length ? [...probe] : [p];
+  }))].sort();
   const kind = (el) => el.tagName + [...el.classList].sort().map((c) => "." + c).join("")
     + [...el.attributes].filter((a) => a.name.startsWith("data-")).map((a) => `[${a.name}=${a.value}]`).join("");
   const paths = new Map(), counts = new Map(seen.map((key) => [key, 2])), out = {};
-  for (const el of document.querySelectorAll(".jupyter-wrapper, .jupyter-wrapper *")) {
+  for (const el of document.body.querySelectorAll("*")) {
     const path = (paths.get(el.parentElement) ?? "") + " > " + kind(el);
     paths.set(el, path);
     const n = (counts.get(path) || 0) + 1;
@@ -494,7 +501,7 @@ STYLES_OF_NEW_KINDS = """([properties, seen]) => {
       const style = getComputedStyle(el, pseudo || null);
       const shown = !pseudo || !["none", "normal"].includes(style.content);  // 没有 content 的伪元素不显示
       out[`${path} #${n}${pseudo}`] = shown
-        ? properties.map((p) => `${p}: ${style.getPropertyValue(p)}`).join("; ") : "不显示";
+        ? longhands.map((p) => `${p}: ${style.getPropertyValue(p)}`).join("; ") : "不显示";
     }
   }
   return out;
@@ -535,6 +542,13 @@ def notebook_styles(tab, url: str, properties: list[str], seen: set[str]) -> dic
     tab.add_style_tag(content=NO_TRANSITIONS)
     tab.evaluate("() => window.helloPytorchTypesetAll()")
     tab.wait_for_selector(".md-content[data-typeset]", state="attached", timeout=20_000)
+    # 图也全部画好（屏幕附近的图自己会画：画到一半时取样式，两次取到的元素就不一样），字体加载完
+    diagrams = tab.evaluate("() => document.querySelectorAll('pre.mermaid, div.mermaid').length")
+    tab.evaluate("() => window.helloPytorchDrawDiagrams()")
+    tab.wait_for_function(
+        "(n) => document.querySelectorAll('div.mermaid').length >= n", arg=diagrams, timeout=20_000
+    )
+    tab.evaluate("() => document.fonts.ready.then(() => true)")
     site_href = tab.evaluate("() => document.querySelector('link[rel=stylesheet][href*=\"jupyter\"]').href")
     styles = {}
     for scheme, order in (("default", (site_href, FULL_URL)), ("slate", (FULL_URL, site_href))):
@@ -564,7 +578,8 @@ NOTEBOOK_PAGES = [path for path in page_urls() if path.startswith("notebooks/")]
 
 def test_the_slimmed_jupyter_stylesheet_styles_every_notebook_element_like_the_full_one(browser, site_url):
     """网站上的 Jupyter 样式删掉了匹配不到的规则（hello_build/stylesheets.py）：每本笔记本的网页上，每一类元素
-    在浅色和深色下算出的样式（Jupyter 样式写到的每个属性）都和换上 mkdocs-jupyter 的完整样式时一样。"""
+    在浅色和深色下算出的样式（Jupyter 样式写到的每个属性，布局算出的宽、高、位置除外；不含悬停、聚焦等状态）
+    都和换上 mkdocs-jupyter 的完整样式时一样。"""
     full = FULL_JUPYTER_CSS.read_text(encoding="utf-8")
     served = urlopen(site_url + "assets/notebooks/jupyter.css").read().decode()
     assert len(served) < len(full) / 3, "网站上的 Jupyter 样式应已删掉匹配不到的规则"

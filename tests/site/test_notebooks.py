@@ -40,7 +40,7 @@ INCLUDE = re.compile(r'^\s*--8<--\s+"(?P<path>[^":]+):(?P<section>[\w-]+)"', re.
 
 
 # 笔记本网页都由同一个转换器（mkdocs-jupyter）用同一个模板、同一组脚本生成，彼此只差在单元格里有哪些种类的内容。
-# 浏览器测试只打开这两本（离线、图与公式、控制台错误、axe 含颜色对比度、手机宽度）；这两本合起来必须包含笔记本里
+# 浏览器的逐页检查只打开这两本（离线、图与公式、控制台错误、axe 含颜色对比度、手机宽度）；这两本合起来必须包含笔记本里
 # 出现的每一种内容（test_the_notebooks_opened_in_the_browser_contain_every_kind_of_content）。其余每本由读文件的
 # 检查覆盖：不从别的主机加载任何东西（tests/site/test_html.py），每个公式原样到达网页、又是章节页上排版过的
 # 公式之一（test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_chapter）。
@@ -303,7 +303,7 @@ def notebook_features(nb) -> set[str]:
 
 
 def test_the_notebooks_opened_in_the_browser_contain_every_kind_of_content(downloaded, notebook_manifest):
-    """浏览器测试只打开两本笔记本的网页（BROWSER_NOTEBOOKS，见本文件开头）：这两本合起来必须
+    """浏览器测试只在两本笔记本的网页上做逐页检查（BROWSER_NOTEBOOKS，见本文件开头）：这两本合起来必须
     包含所有笔记本里出现的每一种内容，不然新的那种内容就没有在浏览器里检查过。"""
     by_url = {
         f"notebooks/{entry['notebook'].removeprefix('notebooks/').removesuffix('.ipynb')}/": page
@@ -352,7 +352,7 @@ def chapter_formulas(html: str) -> set[str]:
 def test_every_notebook_formula_reaches_the_page_intact_and_is_typeset_on_its_chapter(
     built_site, downloaded, notebook_manifest
 ):
-    """浏览器只打开两本笔记本的网页（BROWSER_NOTEBOOKS）。其余的公式由这里保证：每个公式（1）是同一章的章节页上
+    """浏览器只在两本笔记本的网页上检查公式（BROWSER_NOTEBOOKS）。其余的公式由这里保证：每个公式（1）是同一章的章节页上
     的公式之一——浏览器测试在章节页上检查过它由 KaTeX 排版、没有出错（两种网页用同一个 KaTeX）；（2）原样出现
     在笔记本网页的文字里——Markdown 转换没有把 _ 或 * 当成强调、把它拆坏，网页上的 lazy-assets.js 找得到它。"""
     checked = 0
