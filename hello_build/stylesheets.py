@@ -69,10 +69,6 @@ def _required_classes(selector: list[Node]) -> set[str]:
     return required
 
 
-def _can_match(selector: list[Node], classes: set[str]) -> bool:
-    return _required_classes(selector) <= classes
-
-
 def _vendor_specific(selector: list[Node]) -> bool:
     """带浏览器前缀的伪类、伪元素（``::-moz-placeholder``）：别的浏览器不认识，会丢掉整个选择器列表。"""
     return any(
@@ -100,7 +96,7 @@ def _prune(rules: list[Node], classes: set[str]) -> tuple[list[str], int, int]:
         if rule.type == "qualified-rule":
             _check(rule.prelude, "选择器")
             selectors = _split_selector_list(rule.prelude)
-            matching = [s for s in selectors if _can_match(s, classes)]
+            matching = [s for s in selectors if _required_classes(s) <= classes]
             # 列表里有浏览器前缀的选择器时，浏览器要么用整个列表、要么整个丢掉：只删掉其中一部分会改变这种行为
             if matching and len(matching) < len(selectors) and any(map(_vendor_specific, selectors)):
                 matching = selectors

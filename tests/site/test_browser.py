@@ -475,14 +475,15 @@ def test_code_blocks_are_set_up_when_they_reach_the_screen(browser, site_url):
 
 # mkdocs-jupyter 自带的完整 Jupyter 样式；构建只把其中可能匹配的规则写进网站（hello_build/stylesheets.py）
 FULL_JUPYTER_CSS = files("mkdocs_jupyter") / "templates" / "mkdocs_html" / "assets" / "index.css"
-# 和布局有关的值（宽、高、位置）取决于排版的进度，不比较；其余凡是 Jupyter 样式写到的属性都比较
 FULL_URL = "http://127.0.0.1/__full-jupyter.css"  # 测试的路由提供完整样式的地址
+# 和布局有关的值（宽、高、位置）取决于排版的进度，不比较；其余凡是 Jupyter 样式写到的属性都比较
 LAYOUT_PROPERTIES = {"width", "height", "top", "left", "right", "bottom", "transform-origin"}
 
-# 笔记本正文（.jupyter-wrapper）里的每个元素按“标签、类名、data-* 属性，连同它的每一层祖先”归类。正文以外是
-# Material 的页头、导航：Jupyter 样式里不限于正文的几条规则（table、.highlight pre……）不带类名或只带页面上有的
-# 类名，不会被删；那里的自动外边距（margin: auto）取值又跟着滚动条变，比较起来不稳定。同一类元素（一本笔记本里成百上千个同样的代码词、
-# 表格格子，各本笔记本里同样的单元格）只比较前两个，它们本身和 ::before、::after 的样式逐个属性比较
+# 笔记本正文（.jupyter-wrapper）里的每个元素按“标签、类名、data-* 属性，连同它的每一层祖先”归类。同一类元素
+# （一本笔记本里成百上千个同样的代码词、表格格子，各本笔记本里同样的单元格）只比较前两个，它们本身和 ::before、
+# ::after 的样式逐个属性比较。正文以外是 Material 的页头、导航：Jupyter 样式里不限于正文的几条规则（table、
+# .highlight pre……）不带类名或只带页面上有的类名，不会被删；那里的自动外边距（margin: auto）又跟着滚动条变，
+# 比较起来不稳定。
 STYLES_OF_NEW_KINDS = """([properties, seen]) => {
   // 简写属性（border、margin……）展开成各个分量：几条边不一样时，简写读出来是空的
   const longhands = [...new Set(properties.flatMap((p) => {
