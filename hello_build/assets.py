@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -27,6 +29,14 @@ VENDORED = {
     "assets/vendor/katex/contrib/auto-render.min.js": "katex/dist/contrib/auto-render.min.js",
 }
 SKIPPED_SUFFIXES = (".map",)
+
+MERMAID_ENTRY = "assets/vendor/mermaid/mermaid.esm.min.mjs"
+# Mermaid 的入口静态导入的全部模块，依赖在前：lazy-assets.js 先并行下载它们，再按这个顺序一个一个执行，
+# 每执行一个就把主线程让给浏览器一次。直接 import 入口时，二十个模块在同一个任务里执行完，
+# 是一个 70～100 毫秒的长任务（Lighthouse 的 "Unattributable"，part1/ch02_concepts 第一屏有图）。
+MERMAID_ORDER = "assets/vendor/mermaid/order.json"
+# 压缩后的 ES 模块开头的静态导入：import{a as b}from"./x.mjs"; import"./y.mjs"; import*as c from"./z.mjs";
+_STATIC_IMPORT = re.compile(r'\s*import\s*(?:[\w$*{}\s,]+?\s*from\s*)?"([^"]+)"\s*;?')
 
 
 class MissingAssets(RuntimeError):
@@ -50,13 +60,58 @@ def files(node_modules: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def static_imports(module: str) -> list[str]:
+    """一个 ES 模块开头的静态导入（相对路径，按书写顺序）；动态的 import("…") 不算，它们画某种图时才加载。"""
+    found, position = [], 0
+    while match := _STATIC_IMPORT.match(module, position):
+        found.append(match[1])
+        position = match.end()
+    return found
+
+
+def evaluation_order(listed: list[tuple[str, Path]], entry: str = MERMAID_ENTRY) -> list[str]:
+    """入口静态导入的全部模块的网站路径，每个模块排在它导入的模块之后（后序遍历），不含入口本身。
+
+    导入了不在网站上的模块时报错：那是 Mermaid 的文件布局变了，要看一看。"""
+    sources = dict(listed)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(uri: str) -> None:
+        seen.add(uri)
+        base = uri.rsplit("/", 1)[0]
+        for relative in static_imports(sources[uri].read_text(encoding="utf-8")):
+            parts = base.split("/")
+            for piece in relative.split("/"):
+                if piece == "..":
+                    parts.pop()
+                elif piece != ".":
+                    parts.append(piece)
+            target = "/".join(parts)
+            if target not in sources:
+                raise MissingAssets(f"{uri} 导入的 {relative} 不在网站上（Mermaid 的文件布局变了？）")
+            if target not in seen:
+                visit(target)
+        order.append(uri)
+
+    visit(entry)
+    return order[:-1]
+
+
+def mermaid_order(listed: list[tuple[str, Path]]) -> str:
+    """MERMAID_ORDER 的内容：相对 assets/vendor/mermaid/ 的路径列表。"""
+    prefix = MERMAID_ENTRY.rsplit("/", 1)[0] + "/"
+    return json.dumps([uri.removeprefix(prefix) for uri in evaluation_order(listed)], indent=0)
+
+
 def copy_into(site_dir: Path, node_modules: Path) -> int:
     listed = files(node_modules)
     for uri, path in listed:
         target = site_dir / uri
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
-    return len(listed)
+    (site_dir / MERMAID_ORDER).write_text(mermaid_order(listed), encoding="utf-8")
+    return len(listed) + 1
 
 
 if __name__ == "__main__":

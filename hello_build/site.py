@@ -65,10 +65,12 @@ class Site:
     def files(self, files, config):
         try:
             vendored = assets.files(self.settings.root / "node_modules")
+            order = assets.mermaid_order(vendored)
         except assets.MissingAssets as error:
             raise PluginError(str(error)) from error
         for uri, path in vendored:
             files.append(File.generated(config, uri, abs_src_path=str(path)))
+        files.append(File.generated(config, assets.MERMAID_ORDER, content=order))
         generated = self.settings.cache / "notebooks" / "site"
         pins = pins_from((self.settings.root / "requirements.txt").read_text(encoding="utf-8"))
 

@@ -15,6 +15,8 @@ window.helloPytorchFocusScrollables = async (within) => {
   const candidates = within
     ? new Set(within.flatMap((element) => [element.closest(regions), ...element.querySelectorAll(regions)]))
     : document.querySelectorAll(regions);
+  // 先让出一次：打开页面时这里在 Material 装配页面的同一个任务里被调用，量宽度另起一个任务，不把那个任务拉长
+  await new Promise((resolve) => setTimeout(resolve, 0));
   let start = performance.now();
   for (const region of candidates) {
     if (performance.now() - start > 30) {

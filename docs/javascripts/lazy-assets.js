@@ -89,13 +89,32 @@
         claimed.add(source);
         await nearScreen(source);
       }
-      if (!realMermaid) {
-        realMermaid = (await import(new URL("mermaid/mermaid.esm.min.mjs", vendor).href)).default;
-        realMermaid.initialize({ ...mermaidConfig, securityLevel: "antiscript" });
-      }
-      return realMermaid.render(id, text);
+      realMermaid ??= loadMermaid();
+      return (await realMermaid).render(id, text);
     },
   };
+
+  // Mermaid 的入口静态导入了近二十个模块，直接 import 入口，它们在同一个任务里一口气执行完（一个近百毫秒的长任务）。
+  // 所以先并行下载全部模块（modulepreload 只下载、编译，不执行），再按构建时算好的顺序（依赖在前，
+  // 见 hello_build/assets.py 的 MERMAID_ORDER）一个一个 import，每执行一个就把主线程让给浏览器一次
+  async function loadMermaid() {
+    const response = await fetch(new URL("mermaid/order.json", vendor));
+    if (!response.ok) throw new Error(`无法加载本站的 ${response.url}`);
+    const modules = [...(await response.json()), "mermaid.esm.min.mjs"].map((path) => new URL(`mermaid/${path}`, vendor).href);
+    for (const href of modules) {
+      const link = document.createElement("link");
+      link.rel = "modulepreload";
+      link.href = href;
+      document.head.appendChild(link);
+    }
+    let mermaid = null;
+    for (const href of modules) {
+      mermaid = (await import(href)).default;
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    mermaid.initialize({ ...mermaidConfig, securityLevel: "antiscript" });
+    return mermaid;
+  }
 
   // 公式：pymdownx.arithmatex（generic）把每个公式放进 .arithmatex，行内是 \( … \)，独立成行是 \[ … \]。
   // 笔记本网页（mkdocs-jupyter）里的公式还是 Markdown 原文 $…$ 和 $$…$$：用 KaTeX 的 auto-render 按单元排版，

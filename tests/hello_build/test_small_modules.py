@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -58,8 +59,61 @@ def test_assets_list_everything_and_say_how_to_get_it(tmp_path):
     assert "assets/vendor/katex/fonts/a.woff2" in listed
     assert not any(uri.endswith(".map") for uri in listed), "不带 source map"
     site = tmp_path / "site"
-    assert assets.copy_into(site, tmp_path) == len(listed)
+    assert assets.copy_into(site, tmp_path) == len(listed) + 1  # 加上 Mermaid 模块的执行顺序
     assert (site / "assets/vendor/katex/katex.min.js").exists()
+    assert json.loads((site / assets.MERMAID_ORDER).read_text(encoding="utf-8")) == []
+
+
+def test_static_imports_are_read_from_the_head_of_a_minified_module():
+    module = 'import{a as b,c as d}from"./x.mjs";import"./y.mjs";import * as z from "../z.mjs";var q=import("./later.mjs");'
+    assert assets.static_imports(module) == ["./x.mjs", "./y.mjs", "../z.mjs"]
+    assert assets.static_imports('var a=1;import"./x.mjs";') == [], "只读开头的导入语句"
+
+
+def _modules(tmp_path, sources):
+    listed = []
+    for uri, text in sources.items():
+        path = tmp_path / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        listed.append((uri, path))
+    return listed
+
+
+def test_mermaid_modules_run_one_by_one_with_dependencies_first(tmp_path):
+    entry = "assets/vendor/mermaid/mermaid.esm.min.mjs"
+    chunk = "assets/vendor/mermaid/chunks/m/"
+    listed = _modules(
+        tmp_path,
+        {
+            entry: 'import{a}from"./chunks/m/b.mjs";import"./chunks/m/c.mjs";export default 1;',
+            chunk + "b.mjs": 'import"./d.mjs";import"../m/c.mjs";var b=1;',
+            chunk + "c.mjs": 'import"./d.mjs";',
+            chunk + "d.mjs": "var d=import('./e.mjs');",
+            chunk + "e.mjs": "",  # 只被动态导入：画某种图时才加载，不在列表里
+        },
+    )
+    assert assets.evaluation_order(listed) == [chunk + "d.mjs", chunk + "c.mjs", chunk + "b.mjs"]
+    assert json.loads(assets.mermaid_order(listed)) == ["chunks/m/d.mjs", "chunks/m/c.mjs", "chunks/m/b.mjs"]
+    broken = _modules(tmp_path / "broken", {entry: 'import"./chunks/m/gone.mjs";'})
+    with pytest.raises(assets.MissingAssets, match=r"gone\.mjs"):
+        assets.evaluation_order(broken)
+
+
+def test_the_real_mermaid_order_puts_every_import_before_its_importer():
+    node_modules = Path(__file__).resolve().parents[2] / "node_modules"
+    if not (node_modules / "mermaid").exists():
+        pytest.skip("没有 node_modules（npm ci）")
+    listed = assets.files(node_modules)
+    sources = dict(listed)
+    order = assets.evaluation_order(listed)
+    assert len(order) == len(set(order)) > 5
+    position = {uri: index for index, uri in enumerate([*order, assets.MERMAID_ENTRY])}
+    for uri in position:
+        base = uri.rsplit("/", 1)[0]
+        for relative in assets.static_imports(sources[uri].read_text(encoding="utf-8")):
+            target = f"{base}/{relative.removeprefix('./')}"
+            assert position[target] < position[uri], f"{uri} 导入的 {target} 要排在它前面"
 
 
 def test_one_slug_rule_keeps_chinese():

@@ -32,7 +32,9 @@ def test_zensical_really_executes_with_sessions_and_libraries(throwaway, tmp_pat
     assert code == 0, log
     html = (tmp_path / "site-zensical" / "part9" / "use" / "index.html").read_text(encoding="utf-8")
     assert "第一块 42" in html and "第二块 43" in html
-    assert (tmp_path / "site-zensical" / "assets" / "vendor" / "katex" / "katex.min.js").exists()
+    vendor = tmp_path / "site-zensical" / "assets" / "vendor"
+    assert (vendor / "katex" / "katex.min.js").exists()
+    assert (vendor / "mermaid" / "order.json").exists(), "lazy-assets.js 按它的顺序加载 Mermaid 的模块"
 
 
 def test_a_raising_block_fails_the_zensical_build_and_names_it(throwaway):
