@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
 import sys
@@ -32,8 +33,8 @@ SKIPPED_SUFFIXES = (".map",)
 
 MERMAID_ENTRY = "assets/vendor/mermaid/mermaid.esm.min.mjs"
 # Mermaid 的入口静态导入的全部模块，依赖在前：lazy-assets.js 先并行下载它们，再按这个顺序一个一个执行，
-# 每执行一个就把主线程让给浏览器一次。直接 import 入口时，二十个模块在同一个任务里执行完，
-# 是一个 70～100 毫秒的长任务（Lighthouse 的 "Unattributable"，part1/ch02_concepts 第一屏有图）。
+# 每执行一个就把主线程让给浏览器一次。直接 import 入口时，它们（Mermaid 11 是 18 个）在同一个任务里执行完，
+# 是一个 65～100 毫秒的长任务（Lighthouse 的 "Unattributable"，part1/ch02_concepts 第一屏有图）。
 MERMAID_ORDER = "assets/vendor/mermaid/order.json"
 # 压缩后的 ES 模块开头的静态导入：import{a as b}from"./x.mjs"; import"./y.mjs"; import*as c from"./z.mjs";
 _STATIC_IMPORT = re.compile(r'\s*import\s*(?:[\w$*{}\s,]+?\s*from\s*)?"([^"]+)"\s*;?')
@@ -81,13 +82,7 @@ def evaluation_order(listed: list[tuple[str, Path]], entry: str = MERMAID_ENTRY)
         seen.add(uri)
         base = uri.rsplit("/", 1)[0]
         for relative in static_imports(sources[uri].read_text(encoding="utf-8")):
-            parts = base.split("/")
-            for piece in relative.split("/"):
-                if piece == "..":
-                    parts.pop()
-                elif piece != ".":
-                    parts.append(piece)
-            target = "/".join(parts)
+            target = posixpath.normpath(posixpath.join(base, relative))
             if target not in sources:
                 raise MissingAssets(f"{uri} 导入的 {relative} 不在网站上（Mermaid 的文件布局变了？）")
             if target not in seen:
