@@ -231,17 +231,12 @@ class Site:
         # --dirty 构建一本笔记本都没重新渲染时（self.css 是空的）不走到这里，上一次写的样式表留着
         try:
             pages = [(site / dest).read_text(encoding="utf-8") for dest in self.notebook_dests.values()]
-            pruned = stylesheets.prune(
-                self.css,
-                stylesheets.names_in(
-                    pages,
-                    [
-                        path.read_text(encoding="utf-8", errors="replace")
-                        for pattern in ("*.js", "*.mjs")
-                        for path in site.rglob(pattern)
-                    ],
-                ),
-            )
+            scripts = [
+                path.read_text(encoding="utf-8", errors="replace")
+                for pattern in ("*.js", "*.mjs")
+                for path in site.rglob(pattern)
+            ]
+            pruned = stylesheets.prune(self.css, stylesheets.names_in(pages, scripts))
         except (OSError, stylesheets.UnreadableStylesheet) as error:
             raise PluginError(f"Jupyter 样式瘦身失败：{error}") from error
         target = site / NOTEBOOK_CSS
