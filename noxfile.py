@@ -112,6 +112,18 @@ def zensical(session: nox.Session) -> None:
     session.run("python", "-m", "hello_build.zensical", "site-zensical", *session.posargs, env=BUILD_ENV)
 
 
+@nox.session
+def pdf(session: nox.Session) -> None:
+    """整本书的 PDF：构建带打印页的网站到 site-pdf/（mkdocs-print-site-plugin 把各章拼成一页），再用 Chromium
+    把那一页打印成 site/hello-pytorch.pdf。需要 Chromium 和中文字体（Debian：apt-get install chromium
+    fonts-noto-cjk）；nox -s docs 和 nox -s serve 不需要它们。"""
+    _install_requirements(session)
+    _install_browser_assets(session)
+    env = {**BUILD_ENV, "HELLO_PYTORCH_PDF": "true"}
+    session.run("python", "-m", "mkdocs", "build", "--strict", "--site-dir", "site-pdf", env=env)
+    session.run("python", "-m", "hello_build.pdf", "site-pdf", "site/hello-pytorch.pdf", env=BUILD_ENV)
+
+
 LINTED = ["snippets", "tests", "hooks.py", "hello_build", "noxfile.py"]
 
 

@@ -14,7 +14,7 @@ import markdown_exec
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, InclusionLevel
 
-from hello_build import artefacts, assets, compat, dialect, execute, formulas, report, search, stylesheets
+from hello_build import artefacts, assets, book, compat, dialect, execute, formulas, report, search, stylesheets
 from hello_build.notebooks import links
 from hello_build.notebooks.build import PageSource, pins_from
 from hello_build.notebooks.run import Job, NotebookFailed, Runner, job_for, write_notebook
@@ -57,6 +57,7 @@ class Site:
         self.css = ""
         self.formulas = formulas.Typesetter(root / "node_modules", Store(self.settings.cache / "formulas"))
         search.teach_jieba(Path(config.docs_dir) / "glossary.md")
+        config.extra["book"] = book.facts(root)  # PDF 的封面（overrides/print/cover.tpl）
         compat.forward_notebook_inclusion()
         compat.quiet_torch_import()
 

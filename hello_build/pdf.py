@@ -1,0 +1,128 @@
+"""整本书的 PDF：mkdocs-print-site-plugin 把各章拼成一页（print_page/），这里用无头 Chromium 把它打印出来。
+
+打印的就是网站本身：同一次构建的 HTML、同样的输出和图，什么都不重新运行。打印之前做读者滚动时浏览器
+才做的事——排好全部公式、画好全部图、展开折起来的答案——然后检查一遍，还有没画的图、没排的公式就失败。
+
+用法：``python -m hello_build.pdf 网站目录 输出.pdf``（``nox -s pdf`` 先构建带打印页的网站，再这样调用）。
+需要 Chromium（Debian：``apt-get install chromium fonts-noto-cjk``，路径可用 HELLO_PYTORCH_CHROMIUM 指定）。
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+CHROMIUM_ENV = "HELLO_PYTORCH_CHROMIUM"
+DEFAULT_CHROMIUM = "/usr/bin/chromium"
+PRINT_PAGE = "print_page/"  # mkdocs-print-site-plugin 的 print_page_basename
+
+# 页脚：页码 / 总页数（Chromium 按这些 class 填入数字）。页眉留空
+FOOTER = (
+    '<div style="font-size: 8px; width: 100%; text-align: center; color: #555;">'
+    '<span class="pageNumber"></span> / <span class="totalPages"></span></div>'
+)
+MARGIN = {"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"}
+
+# 读者滚动时才做的事，打印前一次做完（docs/javascripts/lazy-assets.js 提供这两个函数）
+PREPARE = """async () => {
+    document.querySelectorAll('details').forEach((details) => { details.open = true; });
+    await window.helloPytorchTypesetAll?.();
+    window.helloPytorchDrawDiagrams?.();
+}"""
+DRAWN = "() => !document.querySelector('.md-content pre.mermaid')"
+LEFT_UNDONE = """() => ({
+    diagrams: document.querySelectorAll('.md-content pre.mermaid').length,
+    formulas: document.querySelectorAll('.md-content .arithmatex:not([data-typeset])').length,
+})"""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - 覆盖基类的参数名
+        pass
+
+
+@contextlib.contextmanager
+def serve(site_dir: Path) -> Iterator[str]:
+    """在本机一个空闲端口上提供网站目录（打印页引用的脚本、样式都按网站的相对路径取）。"""
+    handler = functools.partial(_QuietHandler, directory=str(site_dir))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass(frozen=True)
+class Printed:
+    path: Path
+    seconds: float
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 2**20
+
+
+class NotReady(RuntimeError):
+    """打印页上还有没画的图或没排版的公式：打印出来就是源码，宁可失败。"""
+
+
+def print_book(site_dir: Path, out: Path, chromium: str | None = None, timeout_s: float = 300) -> Printed:
+    from playwright.sync_api import sync_playwright
+
+    site_dir, out = Path(site_dir), Path(out)
+    if not (site_dir / PRINT_PAGE / "index.html").is_file():
+        raise FileNotFoundError(f"{site_dir / PRINT_PAGE} 不存在：先用 HELLO_PYTORCH_PDF=true 构建网站（nox -s pdf）")
+    chromium = chromium or os.environ.get(CHROMIUM_ENV, DEFAULT_CHROMIUM)
+    start = time.perf_counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with serve(site_dir) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1400}, color_scheme="light")
+            page.set_default_timeout(timeout_s * 1000)
+            page.goto(url + PRINT_PAGE, wait_until="load")
+            page.evaluate(PREPARE)
+            page.wait_for_function(DRAWN)
+            page.evaluate("document.fonts.ready")
+            left = page.evaluate(LEFT_UNDONE)
+            if any(left.values()):
+                raise NotReady(f"打印页上还有没画的图 {left['diagrams']} 张、没排版的公式 {left['formulas']} 个")
+            page.emulate_media(media="print")
+            page.pdf(
+                path=str(out),
+                format="A4",
+                margin=MARGIN,
+                print_background=True,
+                display_header_footer=True,
+                header_template="<span></span>",
+                footer_template=FOOTER,
+                outline=True,  # 书签：每章、每节（由标题生成）
+                tagged=True,
+            )
+        finally:
+            browser.close()
+    return Printed(out, time.perf_counter() - start)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    printed = print_book(Path(argv[0]), Path(argv[1]))
+    print(f"{printed.path}：{printed.size_mb:.1f} MB，用时 {printed.seconds:.0f} 秒")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
