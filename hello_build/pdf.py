@@ -24,13 +24,8 @@ CHROMIUM_ENV = "HELLO_PYTORCH_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 PRINT_PAGE = "print_page/"  # mkdocs-print-site-plugin 的 print_page_basename
 
-# 页脚：页码 / 总页数（Chromium 按这些 class 填入数字）。页眉留空
-FOOTER = (
-    '<div style="font-size: 8px; width: 100%; text-align: center; color: #555;">'
-    '<span class="pageNumber"></span> / <span class="totalPages"></span></div>'
-)
-MARGIN = {"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"}
-
+# 纸张、页边距和页码（“页码 / 总页数”）都由网站的打印样式决定（docs/stylesheets/extra.css 的 @page），
+# 不用 Chromium 自己的页眉页脚：print-site 插件的样式也有 @page 页码，两套会同时印出来
 # 读者滚动时才做的事，打印前一次做完（docs/javascripts/lazy-assets.js 提供这两个函数）
 PREPARE = """async () => {
     document.querySelectorAll('details').forEach((details) => { details.open = true; });
@@ -101,12 +96,9 @@ def print_book(site_dir: Path, out: Path, chromium: str | None = None, timeout_s
             page.emulate_media(media="print")
             page.pdf(
                 path=str(out),
-                format="A4",
-                margin=MARGIN,
+                prefer_css_page_size=True,
                 print_background=True,
-                display_header_footer=True,
-                header_template="<span></span>",
-                footer_template=FOOTER,
+                display_header_footer=False,
                 outline=True,  # 书签：每章、每节（由标题生成）
                 tagged=True,
             )

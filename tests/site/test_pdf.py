@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import unicodedata
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -130,24 +131,114 @@ def test_diagrams_and_formulas_are_drawn_not_source(book):
     assert _flat("字符编号，形状 (B, T)") in flat, "part2/ch01_gpt 的模型结构图不在 PDF 里"
 
 
-def test_fonts_are_embedded_and_nothing_is_tofu(book):
+def test_every_font_is_embedded(book):
+    """每个字体都在 PDF 里：TrueType/CFF 字体带着字体程序；Type 3 字体（Chromium 把 Noto CJK 这样的 CFF 字体写成
+    Type 3）的字形本身就写在 PDF 里。"""
     import pypdf
 
     reader = pypdf.PdfReader(book.path)
-    not_embedded, notdef = set(), set()
+    not_embedded, used = set(), set()
     for page in reader.pages:
         fonts = page.get("/Resources", {}).get("/Font", {})
         for font in fonts.values():
             font = font.get_object()
             name = str(font.get("/BaseFont", font.get("/Subtype")))
+            used.add(name)
             if font.get("/Subtype") == "/Type3":
-                continue  # Type 3 字体的字形就写在 PDF 里
+                assert "/CharProcs" in font, f"{name}：Type 3 字体没有字形"
+                continue
             descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
             descriptor = descendant.get("/FontDescriptor", {})
             if not any(key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")):
                 not_embedded.add(name)
-            to_unicode = font.get("/ToUnicode")
-            if to_unicode is not None and re.search(rb"<0000>\s*<", to_unicode.get_object().get_data()):
-                notdef.add(name)  # 字形 0 是 .notdef：某个字符没有字体能显示（豆腐块）
+    assert used, "PDF 里没有字体"
     assert not not_embedded, f"这些字体没有嵌入 PDF：{sorted(not_embedded)}"
-    assert not notdef, f"这些字体里有显示不出的字符（.notdef）：{sorted(notdef)}"
+
+
+class _Text(HTMLParser):
+    """文章正文的文字，跳过不进 PDF 文字的部分：脚本、样式、公式（KaTeX 的字形取不回原字符）、图的源码（画成图以后
+    文字在 SVG 里）、标题的永久链接符号和代码块的复制按钮。"""
+
+    SKIPPED_TAGS = {"script", "style", "svg"}
+    SKIPPED_CLASSES = {"arithmatex", "mermaid", "headerlink", "md-code__nav", "md-clipboard"}
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.depth = 0  # 在跳过的元素里有几层
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.VOID:
+            return
+        classes = set((dict(attrs).get("class") or "").split())
+        if self.depth or tag in self.SKIPPED_TAGS or classes & self.SKIPPED_CLASSES:
+            self.depth += 1
+
+    def handle_endtag(self, tag):
+        if self.depth and tag not in self.VOID:
+            self.depth -= 1
+
+    def handle_data(self, data):
+        if not self.depth:
+            self.parts.append(data)
+
+
+def _web_characters(built_site, page: str) -> set[str]:
+    html = built_site.html(page)
+    start = html.index('<article class="md-content__inner md-typeset">')
+    parser = _Text()
+    parser.feed(html[start : html.index("</article>", start)])
+    return set(_flat("".join(parser.parts)))
+
+
+def test_no_character_is_missing_from_the_fonts(book, built_site):
+    """没有豆腐块：网页正文用到的每个字符都在 PDF 的文字里。没有字体能显示的字符会印成 .notdef 字形（豆腐块），
+    PDF 里它没有对应的 Unicode 字符，取出的文字里就没有它。"""
+    flat = set(book.flat)
+    missing = {}
+    for page in _chapters():
+        for character in sorted(_web_characters(built_site, page) - flat):
+            missing.setdefault(character, page)
+    assert not missing, f"这些字符在 PDF 的文字里没有（没有字体能显示？）：{missing}"
+
+
+def _internal_links(reader) -> list[tuple[int, int]]:
+    """PDF 里的页内链接：(链接所在的页, 目的地所在的页)，页码从 0 开始。指向不存在的目的地就失败。"""
+    named = reader.named_destinations
+    found = []
+    for number, page in enumerate(reader.pages):
+        for annotation in page.get("/Annots") or []:
+            annotation = annotation.get_object()
+            if annotation.get("/Subtype") != "/Link":
+                continue
+            action = annotation.get("/A")
+            destination = annotation.get("/Dest")
+            if destination is None and action is not None and action.get("/S") == "/GoTo":
+                destination = action.get("/D")
+            if destination is None:
+                continue  # 外部网址（/URI）
+            if isinstance(destination, str):
+                assert destination in named, f"第 {number + 1} 页的链接指向不存在的目的地 {destination!r}"
+                found.append((number, reader.get_destination_page_number(named[destination])))
+            else:
+                found.append((number, reader.get_page_number(destination[0].get_object())))
+    return found
+
+
+def test_cross_references_land_on_the_chapter_they_name(book, built_site):
+    """第 2 章里“第 4 章”的链接，在 PDF 里跳到第 4 章所在的页。"""
+    import pypdf
+
+    links = _internal_links(pypdf.PdfReader(book.path))
+    assert len(links) > 50, f"PDF 里只有 {len(links)} 个页内链接"
+    titles = [_title(built_site, page) for page in _chapters()]
+    starts = {title: page for depth, title, page in book.outline if depth == 0 and title in titles}
+    order = sorted(starts.values()) + [len(book.pages)]
+
+    def pages_of(page: str) -> range:
+        start = starts[_title(built_site, page)]
+        return range(start, next(p for p in order if p > start))
+
+    source, target = pages_of("part1/ch02_concepts.md"), pages_of("part1/ch04_math.md")
+    assert any(a in source and b in target for a, b in links), "第 2 章里没有跳到第 4 章的链接"
