@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hello_build import pdftext
+
 CHROMIUM_ENV = "HELLO_PYTORCH_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 PRINT_PAGE = "print_page/"  # mkdocs-print-site-plugin 的 print_page_basename
@@ -104,6 +106,8 @@ def print_book(site_dir: Path, out: Path, chromium: str | None = None, timeout_s
             )
         finally:
             browser.close()
+    # 复制、搜索 PDF 里的文字时，“页”“见”这些字是汉字而不是同形的部首（见 hello_build/pdftext.py）
+    pdftext.repair(out, pdftext.radical_equivalents(pdftext.font_file()))
     return Printed(out, time.perf_counter() - start)
 
 
