@@ -28,7 +28,7 @@ def zero_bytes_per_param(stage: int, n_devices: int) -> float:
 
 
 def cell(gigabytes: float) -> str:
-    return f"{gigabytes:,.1f} GB {'✅' if gigabytes <= GPU_GB else '❌'}"
+    return f"{gigabytes:,.1f} GB {'✓' if gigabytes <= GPU_GB else '✗'}"
 
 
 zero_gb = {
@@ -316,7 +316,7 @@ print(
     f"反向传播时再加上正在重算的那一个块 {one_block / GB:.2f} GB，共 **{with_recompute / GB:.2f} GB**。"
     f"2.1 节的表里，7B 模型在 8 张卡上用 ZeRO-3，每张卡的训练状态是 {state_7b_8:.1f} GB；"
     f"每张卡每步算 {SEQUENCES} 条序列时，合计 "
-    + "，".join(f"{name} {gb:.1f} GB {'✅' if gb <= GPU_GB else '❌'}" for name, gb in total.items())
+    + "，".join(f"{name} {gb:.1f} GB {'✓' if gb <= GPU_GB else '✗'}" for name, gb in total.items())
     + f"（一张卡 {GPU_GB} GB，还没算嵌入层、输出层和临时的缓冲区）。"
 )
 # --8<-- [end:gpt_ledger]

@@ -87,7 +87,7 @@ def test_fsdp_training_matches_unsharded_model(run_snippet):
 
 def test_output_has_tables_and_verdict(run_snippet):
     out = run_snippet(SNIPPET).stdout
-    assert "| ZeRO-3 / FSDP：再切分权重 | 14.0 GB ✅ | 1.8 GB ✅ | 140.0 GB ❌ | 17.5 GB ✅ |" in out
+    assert "| ZeRO-3 / FSDP：再切分权重 | 14.0 GB ✓ | 1.8 GB ✓ | 140.0 GB ✗ | 17.5 GB ✓ |" in out
     assert "各 rank 的分片拼起来逐位等于完整参数（torch.equal）: True" in out
     ns = run_snippet(SNIPPET).ns
     assert f"最大绝对差 {ns['max_param_diff']:.1e}，在容差 rtol=1e-05、atol=1e-06 内: True" in out
@@ -192,7 +192,7 @@ def test_gpt_ledger_scales_the_per_block_listing(run_snippet):
     assert ns["total"]["不用检查点"] > ns["GPU_GB"] > ns["total"]["用检查点"]
     out = run_snippet(SNIPPET).stdout
     assert (
-        f"不用检查点 {ns['total']['不用检查点']:.1f} GB ❌，用检查点 {ns['total']['用检查点']:.1f} GB ✅"
+        f"不用检查点 {ns['total']['不用检查点']:.1f} GB ✗，用检查点 {ns['total']['用检查点']:.1f} GB ✓"
         in out
     )
 
