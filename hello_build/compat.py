@@ -169,3 +169,80 @@ def torch_mkldnn_import_warns() -> bool:
 
 def quiet_torch_import() -> None:
     warnings.filterwarnings("ignore", message=TORCH_JIT_WARNING, category=DeprecationWarning)
+
+
+# ---------------------------------------------------------------- 5. 打印页里没加前缀的脚注 id
+# mkdocs-print-site-plugin 2.9 把各章拼成一页时，给章内的 id 加上章的前缀（"fnref:lora" -> "part2-ch04_lora-fnref:lora"），
+# 链接的 href 也跟着改。认 id 的正则（mkdocs_print_site_plugin/urls.py 的 update_anchor_ids）用 `<([^\s]+)` 取标签名：
+# 中文正文里没有空格，<sup id="fnref:…"> 前面的一整段文字都被当成了标签名，这个 id 就漏改了。结果是每个脚注的
+# “返回正文”链接都指向不存在的 id，同名脚注的 id 在整本书里重复；而 Chromium 打印时每一页都要为每个找不到目标的
+# 页内链接查一遍整个文档，打印 386 页从 13 秒变成 93 秒。上游同类问题（英文页面上已修好的脚注链接）：
+# https://github.com/timvink/mkdocs-print-site-plugin/issues/41。
+# 绕行：打印页写好以后，在每一章里把这样漏改的 id 补上前缀——只改有链接指向“前缀-id”、而“前缀-id”还不存在的那些。
+# 检查：拿一段中文加脚注的 HTML 调用上面那个函数，看 id 改没改。
+# 同一个函数还把指向书外页面（mkdocs.yml 里 print-site 的 exclude，例如运行时间表）的链接从改坏了的 "#runtime"
+# 改回网站上那一页的地址：PDF 里点它打开网站。
+
+_PRINT_SECTION = re.compile(r'<section class="print-page" id="(?P<key>[^"]+)"')
+_ID = re.compile(r'(?P<head>\sid=")(?P<id>[^"]+)(?=")')
+
+
+def print_site_prefixes_ids_after_cjk_text() -> bool:
+    from mkdocs_print_site_plugin.urls import update_anchor_ids
+
+    return 'id="k-fnref:1"' in update_anchor_ids(
+        '<p>中文正文<sup id="fnref:1"><a href="#fn:1">1</a></sup></p>', "k"
+    )
+
+
+def page_key(url: str) -> str:
+    """print-site 给一页起的键（它的 urls.get_page_key）：打印页里这一章的 id 和章内 id 的前缀。"""
+    from mkdocs_print_site_plugin.urls import get_page_key
+
+    return get_page_key(url)
+
+
+def fix_print_page(html_text: str, pages: dict[str, str]) -> tuple[str, int, int]:
+    """pages：每一页的键 -> 它在网站上的绝对地址。返回改好的打印页、补上前缀的 id 个数和改成网站地址的链接个数。"""
+    html_text, prefixed = _prefix_ids(html_text)
+    existing = set(re.findall(r'\sid="([^"]+)"', html_text))
+    outside = 0
+
+    def to_site(match: re.Match[str]) -> str:
+        nonlocal outside
+        target = html.unescape(match[2])
+        if target in existing:
+            return match[0]
+        # 只改指向书外页面的；书里的页面（打印页里有以它的键为 id 的一节）的坏链接留给 hello_build.pdf 报错
+        for key in sorted(pages.keys() - existing, key=len, reverse=True):
+            if target == key or target.startswith(key + "-"):
+                outside += 1
+                anchor = target[len(key) + 1 :]
+                return f'{match[1]}"{html.escape(pages[key] + ("#" + anchor if anchor else ""))}"'
+        return match[0]
+
+    html_text = re.sub(r'(<a\s[^>]*?href=)"#([^"]+)"', to_site, html_text)
+    return html_text, prefixed, outside
+
+
+def _prefix_ids(html_text: str) -> tuple[str, int]:
+    targets = set(re.findall(r'href="[^"#]*#([^"]+)"', html_text))
+    existing = set(re.findall(r'\sid="([^"]+)"', html_text))
+    starts = list(_PRINT_SECTION.finditer(html_text))
+    parts, fixed, position = [], 0, 0
+    for number, start in enumerate(starts):
+        end = starts[number + 1].start() if number + 1 < len(starts) else len(html_text)
+        key = start["key"]
+
+        def prefix(match: re.Match[str], key: str = key) -> str:
+            nonlocal fixed
+            wanted = f"{key}-{match['id']}"
+            if wanted in targets and wanted not in existing:
+                fixed += 1
+                return f"{match['head']}{wanted}"
+            return match[0]
+
+        parts += [html_text[position : start.start()], _ID.sub(prefix, html_text[start.start() : end])]
+        position = end
+    parts.append(html_text[position:])
+    return "".join(parts), fixed

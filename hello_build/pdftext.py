@@ -7,6 +7,7 @@ Noto CJK 这样的字体里，“页”（U+9875）和 CJK 部首补充里的“
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 from collections import defaultdict
@@ -17,8 +18,19 @@ _IDEOGRAPHS = (range(0x4E00, 0xA000), range(0x3400, 0x4DC0))
 CJK_FONT = "Noto Sans CJK SC"  # fonts-noto-cjk；网页和 PDF 的中文都用它
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
 def font_file(family: str = CJK_FONT) -> Path:
-    found = subprocess.run(["fc-match", "-f", "%{file}", family], capture_output=True, text=True, check=True).stdout
+    found = subprocess.run(
+        ["fc-match", "-f", "%{file}", family], capture_output=True, text=True, check=True
+    ).stdout
     return Path(found)
 
 
@@ -76,7 +88,9 @@ def read_cmap(data: bytes) -> dict[bytes, str]:
 def repair_cmap(data: bytes, mapping: dict[int, int]) -> bytes:
     """部首换成汉字以后的 CMap；没有要换的就原样返回。换了的话映射全部改写成 bfchar（每段最多 100 条）。"""
     entries = read_cmap(data)
-    fixed = {code: "".join(chr(mapping.get(ord(ch), ord(ch))) for ch in text) for code, text in entries.items()}
+    fixed = {
+        code: "".join(chr(mapping.get(ord(ch), ord(ch))) for ch in text) for code, text in entries.items()
+    }
     if fixed == entries:
         return data
     start, end = _SECTION.search(data).start(), None
@@ -86,7 +100,14 @@ def repair_cmap(data: bytes, mapping: dict[int, int]) -> bytes:
     blocks = []
     for index in range(0, len(items), 100):
         chunk = items[index : index + 100]
-        lines = b"\n".join(b"<" + code + b"> <" + text.encode("utf-16-be", errors="surrogatepass").hex().upper().encode() + b">" for code, text in chunk)
+        lines = b"\n".join(
+            b"<"
+            + code
+            + b"> <"
+            + text.encode("utf-16-be", errors="surrogatepass").hex().upper().encode()
+            + b">"
+            for code, text in chunk
+        )
         blocks.append(b"%d beginbfchar\n" % len(chunk) + lines + b"\nendbfchar")
     return data[:start] + b"\n".join(blocks) + data[end:]
 
@@ -96,7 +117,15 @@ def repair(pdf: Path, mapping: dict[int, int]) -> int:
     import pypdf
     from pypdf.generic import NameObject
 
-    writer = pypdf.PdfWriter(clone_from=str(pdf))
+    # Chromium 写的 PDF 里，trailer 的 /Size 比最大的对象编号小（带标签的 PDF 才这样），复制它时 pypdf 发出警告
+    # “Object count … exceeds defined trailer size …”并照常处理；重新写出的文件 /Size 是对的。只滤掉这一条
+    logger = logging.getLogger("pypdf._writer")  # pypdf 用模块名作记录器的名字
+    quiet = _DropMessage("exceeds defined trailer size")
+    logger.addFilter(quiet)
+    try:
+        writer = pypdf.PdfWriter(clone_from=str(pdf))
+    finally:
+        logger.removeFilter(quiet)
     changed, seen = 0, set()
     for page in writer.pages:
         fonts = page.get("/Resources", {}).get("/Font", {})

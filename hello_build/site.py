@@ -14,7 +14,19 @@ import markdown_exec
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, InclusionLevel
 
-from hello_build import artefacts, assets, book, compat, dialect, execute, formulas, report, search, stylesheets
+from hello_build import (
+    artefacts,
+    assets,
+    book,
+    compat,
+    dialect,
+    execute,
+    formulas,
+    pdf,
+    report,
+    search,
+    stylesheets,
+)
 from hello_build.notebooks import links
 from hello_build.notebooks.build import PageSource, pins_from
 from hello_build.notebooks.run import Job, NotebookFailed, Runner, job_for, write_notebook
@@ -53,6 +65,7 @@ class Site:
         self.sessions: dict[str, set[str]] = {}  # 页面 -> 它的会话
         self.urls: dict[str, str] = {}
         self.notebook_urls: dict[str, str] = {}
+        self.page_urls: list[str] = []  # 全部页面的地址（相对网站根目录），PDF 的打印页用
         self.notebook_dests: dict[str, str] = {}
         self.css = ""
         self.formulas = formulas.Typesetter(root / "node_modules", Store(self.settings.cache / "formulas"))
@@ -113,6 +126,7 @@ class Site:
         return files
 
     def nav(self, files) -> None:
+        self.page_urls = [file.url for file in files.documentation_pages()]
         for page, job in self.jobs.items():
             file = files.get_file_from_path(job.uri)
             self.notebook_urls[page] = file.url  # mkdocs-jupyter 包装后的网页地址
@@ -251,6 +265,19 @@ class Site:
             len(pruned.css.encode()) // 1000,
         )
 
+    def _fix_print_page(self, site: Path) -> None:
+        """PDF 构建（HELLO_PYTORCH_PDF=true）的打印页：补上 print-site 漏加前缀的 id（compat 第 5 条）。
+        钩子的 on_post_build 在各插件的之后运行，这时打印页已经写好了。"""
+        page = site / pdf.PRINT_PAGE / "index.html"
+        if not page.is_file():
+            return
+        pages = {compat.page_key(url): self.settings.site_root + url for url in self.page_urls}
+        fixed, prefixed, outside = compat.fix_print_page(page.read_text(encoding="utf-8"), pages)
+        page.write_text(fixed, encoding="utf-8")
+        log.info(
+            "打印页：给 %d 个 id 补上了所在章节的前缀，%d 个指向书外页面的链接改成网站地址", prefixed, outside
+        )
+
     def post_build(self, config) -> None:
         self._finish_notebooks()  # --dirty 构建可能一个笔记本页面都没渲染：这里同样要等笔记本、报告它们的错误
         site = Path(config.site_dir)
@@ -258,6 +285,7 @@ class Site:
         (site / "exec-manifest.json").write_text(report.manifest(pages), encoding="utf-8")
         if self.css:
             self._write_notebook_css(site)
+        self._fix_print_page(site)
         notebooks = {}
         for page, job in self.jobs.items():
             download = links.download_uri(self.notebook_urls[page], job.uri)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hello_build import compat
@@ -84,3 +86,40 @@ def test_torch_still_warns_on_import_and_the_filter_silences_only_that():
         )
         warnings.warn("别的弃用警告照常显示", DeprecationWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["别的弃用警告照常显示"]
+
+
+def _print_section(key: str) -> str:
+    """print-site 2.9 拼出来的一章：标题的 id 加了前缀，中文正文后面的脚注引用 <sup id> 漏了，链接的 href 都加了。"""
+    return (
+        f'<section class="print-page" id="{key}" heading-number="1"><h1 id="{key}-标题">标题</h1>'
+        f'<p>中文正文<sup id="fnref:a"><a class="footnote-ref" href="#{key}-fn:a">1</a></sup></p>'
+        f'<div class="footnote"><ol><li id="{key}-fn:a"><p>脚注<a class="footnote-backref" href="#{key}-fnref:a">↩</a>'
+        "</p></li></ol></div></section>"
+    )
+
+
+def test_print_site_still_misses_ids_after_chinese_text_and_the_fix_prefixes_them():
+    if compat.print_site_prefixes_ids_after_cjk_text():
+        pytest.fail("mkdocs-print-site-plugin 已经给中文正文后面的 id 加上前缀了：删掉 compat 里的第 5 条")
+    page = (
+        _print_section("part1-ch01")
+        + _print_section("part1-ch02")
+        + '<p>见<a href="#runtime">运行时间</a>，<a href="#runtime-表">表</a>，<a href="#part1-ch01-不存在">坏链接</a></p>'
+    )
+    pages = {
+        "runtime": "https://example.org/site/runtime/",
+        "part1-ch01": "https://example.org/site/part1/ch01/",
+    }
+    fixed, prefixed, outside = compat.fix_print_page(page, pages)
+    assert (prefixed, outside) == (2, 2)
+    ids = re.findall(r'\sid="([^"]+)"', fixed)
+    assert len(ids) == len(set(ids)), f"打印页里有重复的 id：{ids}"
+    for key in ("part1-ch01", "part1-ch02"):
+        assert f'<sup id="{key}-fnref:a">' in fixed, "脚注引用的 id 没有加上所在章的前缀"
+    # 书外的页面（不在打印页里）指向网站；书里的坏链接原样留下，由 hello_build.pdf 打印前报错
+    assert (
+        'href="https://example.org/site/runtime/"' in fixed
+        and 'href="https://example.org/site/runtime/#表"' in fixed
+    )
+    assert 'href="#part1-ch01-不存在"' in fixed
+    assert compat.fix_print_page(fixed, pages) == (fixed, 0, 0), "改过的打印页再改一遍不应有变化"

@@ -192,8 +192,7 @@ def test_gpt_ledger_scales_the_per_block_listing(run_snippet):
     assert ns["total"]["不用检查点"] > ns["GPU_GB"] > ns["total"]["用检查点"]
     out = run_snippet(SNIPPET).stdout
     assert (
-        f"不用检查点 {ns['total']['不用检查点']:.1f} GB ✗，用检查点 {ns['total']['用检查点']:.1f} GB ✓"
-        in out
+        f"不用检查点 {ns['total']['不用检查点']:.1f} GB ✗，用检查点 {ns['total']['用检查点']:.1f} GB ✓" in out
     )
 
 
