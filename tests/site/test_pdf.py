@@ -1,16 +1,18 @@
-"""整本书的 PDF（nox -s pdf；hello_build/pdf.py）。测试会话里只构建一次带打印页的网站、只打印一次，下面每个检查
-都读同一个 PDF：各章标题按导航顺序都在；网页上执行得到的数字原样在 PDF 里；书签有每一章、每一节；字体全部嵌入、
-没有缺字；图和公式画好了，不是源码。
+"""整本书的 PDF（nox -s pdf；hello_build/pdf.py）。测试会话里只构建一次带打印页的网站、只打印一次（整站一建好就在
+后台开始，见 _start_printing），下面每个检查都读同一个 PDF：各章标题按导航顺序都在、书签有每一章每一节；网页上
+执行得到的数字原样在 PDF 里；字体全部嵌入、没有缺字；图和公式画好了，不是源码；页内链接都有目标、跳到对的章。
 
 没有 Chromium 或中文字体时跳过并说明原因；CI 里（CI=true）不跳过，直接失败。"""
 
 from __future__ import annotations
 
+import concurrent.futures
 import html as html_module
 import os
 import re
 import shutil
 import subprocess
+import sys
 import unicodedata
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -19,9 +21,11 @@ from pathlib import Path
 import pytest
 
 from hello_build import pdf
-from tests.conftest import ROOT, mkdocs_build
+from tests.conftest import AFTER_BUILD, ROOT, WORKER, BuiltSite, mkdocs_build
 
 CHROMIUM = os.environ.get(pdf.CHROMIUM_ENV, pdf.DEFAULT_CHROMIUM)
+BOOK = "hello-pytorch.pdf"
+PRINT_TIMEOUT = 10 * 60  # 打印 386 页在 2 核上约 45 秒
 # 进 PDF 的页面：三个部分的各章、勘误、术语表（首页、运行时间表、笔记本网页不进）
 IN_BOOK = re.compile(r"^\s+- (?:\S+: )?((?:part\d/ch\d\d_\w+|errata|glossary)\.md)\s*$", re.M)
 
@@ -46,15 +50,56 @@ class Book:
     print_page: Path  # 打印的那一页（print_page/index.html），各章拼在一起
     pages: list[str]  # 每一页的文字（已 NFKC）
     outline: list[tuple[int, str, int]]  # (层级, 书签标题, 页码，从 0 开始)
-    seconds: float
 
     @property
     def flat(self) -> str:
         return _flat("".join(self.pages))
 
 
+def _print(site: BuiltSite) -> tuple[Path, str]:
+    """带打印页的构建（与整站构建共用本会话的缓存：什么都不重新运行）和打印，各在一个子进程里。
+    返回 (打印用的网站目录, 失败时的说明)。"""
+    site_dir = site.path.parent / "site-pdf"
+    built = mkdocs_build(
+        ROOT / "mkdocs.yml",
+        site_dir,
+        cwd=ROOT,
+        offline=site.offline,
+        share_cache=True,
+        HELLO_PYTORCH_PDF="true",
+    )
+    if built.returncode:
+        return site_dir, f"带打印页的构建失败：\n{built.stdout[-6000:]}"
+    printed = subprocess.run(
+        [sys.executable, "-m", "hello_build.pdf", str(site_dir), str(site_dir / BOOK)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=PRINT_TIMEOUT,
+        check=False,
+    )
+    if printed.returncode:
+        return site_dir, f"打印失败：\n{printed.stdout[-2000:]}\n{printed.stderr[-6000:]}"
+    return site_dir, ""
+
+
+_background: dict = {}
+
+
+def _start_printing(site: BuiltSite) -> None:
+    """整站一建好就在后台线程里开始构建和打印（conftest.AFTER_BUILD 调用），其余测试照常进行；book 再取结果。"""
+    if _background or WORKER is not None or _missing():
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pdf")
+    _background["future"] = pool.submit(_print, site)
+    pool.shutdown(wait=False)
+
+
+AFTER_BUILD.append(_start_printing)
+
+
 @pytest.fixture(scope="module")
-def book(built_site, tmp_path_factory) -> Book:
+def book(built_site) -> Book:
     missing = _missing()
     if missing:
         if os.environ.get("CI"):
@@ -62,12 +107,11 @@ def book(built_site, tmp_path_factory) -> Book:
         pytest.skip(f"打印 PDF 需要 Chromium 和中文字体：{missing}（{pdf.__doc__.splitlines()[-1]}）")
     import pypdfium2
 
-    site_dir = tmp_path_factory.mktemp("pdf") / "site-pdf"
-    result = mkdocs_build(ROOT / "mkdocs.yml", site_dir, cwd=ROOT, share_cache=True, HELLO_PYTORCH_PDF="true")
-    assert result.returncode == 0, f"带打印页的构建失败：\n{result.stdout[-6000:]}"
-    printed = pdf.print_book(site_dir, site_dir / "hello-pytorch.pdf")
+    future = _background.get("future")
+    site_dir, failure = future.result() if future is not None else _print(built_site)
+    assert not failure, failure
     # PDFium（Chromium 自己的 PDF 引擎）取文字和书签：386 页不到 2 秒，pypdf 要半分钟以上
-    document = pypdfium2.PdfDocument(printed.path)
+    document = pypdfium2.PdfDocument(site_dir / BOOK)
     try:
         pages = []
         for page in document:
@@ -81,7 +125,7 @@ def book(built_site, tmp_path_factory) -> Book:
         ]
     finally:
         document.close()
-    return Book(printed.path, site_dir / pdf.PRINT_PAGE / "index.html", pages, outline, printed.seconds)
+    return Book(site_dir / BOOK, site_dir / pdf.PRINT_PAGE / "index.html", pages, outline)
 
 
 def _chapters() -> list[str]:
