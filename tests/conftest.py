@@ -80,11 +80,16 @@ def pytest_itemcollected(item):
 _BUILT: set[str] = set()  # 用到整站构建的测试（nodeid）
 
 
+# 整站一建好就在后台开始工作的测试文件（见 AFTER_BUILD）：PDF 的构建与打印、浏览器的逐页检查
+_BACKGROUND = ("test_pdf.py", "test_browser.py")
+
+
 def _order(item) -> tuple[int, int]:
     if item.nodeid in _BUILT:
-        # 浏览器检查排在最后：整站一建好，它们最慢的那部分（逐页检查）就在后台开始了（见 AFTER_BUILD），
-        # 和其余用到整站的测试（大多是单线程的 Python）同时进行
-        return 2, 1 if item.path.name == "test_browser.py" else 0
+        # 后台有工作的测试排在最后（浏览器检查最后）：它们最慢的那部分在后台进行时，其余用到整站的测试
+        # （大多是单线程的 Python）照常运行，等到轮到它们，后台的结果多半已经好了
+        name = item.path.name
+        return 2, _BACKGROUND.index(name) + 1 if name in _BACKGROUND else 0
     return (1 if item.path.parent.name == "site" else 0), 0
 
 
@@ -278,7 +283,7 @@ def built_site() -> BuiltSite:
     return site
 
 
-# 整站建好后立刻调用的函数（测试模块导入时登记）：例如 tests/site/test_browser.py 在后台开始逐页检查
+# 整站建好后立刻调用的函数（测试模块导入时登记）：tests/site/test_browser.py 在后台开始逐页检查，tests/site/test_pdf.py 开始构建和打印 PDF
 AFTER_BUILD: list = []
 
 
