@@ -1,6 +1,5 @@
 {#- PDF 的封面（mkdocs-print-site-plugin 的 cover_page_template）。config.extra.book 由 hello_build/book.py 在构建时填入 -#}
 <div class="hp-cover">
-  <p class="hp-cover__series">从零开始大模型开发与微调 — PyTorch 2 小练习</p>
   <h1 class="hp-cover__title">{{ config.site_name }}</h1>
   <p class="hp-cover__description">{{ config.site_description }}</p>
   <dl class="hp-cover__facts">

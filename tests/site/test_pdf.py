@@ -13,14 +13,13 @@ import re
 import shutil
 import subprocess
 import sys
-import unicodedata
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from hello_build import pdf
+from hello_build import pdf, pdftext
 from tests.conftest import AFTER_BUILD, ROOT, WORKER, BuiltSite, mkdocs_build
 
 CHROMIUM = os.environ.get(pdf.CHROMIUM_ENV, pdf.DEFAULT_CHROMIUM)
@@ -40,15 +39,16 @@ def _missing() -> str | None:
 
 
 def _flat(text: str) -> str:
-    """比较用：兼容字符统一（pypdf 把部分汉字取成康熙部首，例如“⼤”），去掉全部空白（PDF 里的换行位置与网页不同）。"""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    """比较用：去掉全部空白（PDF 里的换行位置与网页不同）。不做兼容字符统一（NFKC）：它会把部首“⻚”“⼤”并进汉字，
+    掩盖 PDF 文字层里的部首（hello_build/pdftext.py 修的就是这个：PDF 里搜“页”要找得到）。"""
+    return re.sub(r"\s+", "", text)
 
 
 @dataclass(frozen=True)
 class Book:
     path: Path
     print_page: Path  # 打印的那一页（print_page/index.html），各章拼在一起
-    pages: list[str]  # 每一页的文字（已 NFKC）
+    pages: list[str]  # 每一页的文字
     outline: list[tuple[int, str, int]]  # (层级, 书签标题, 页码，从 0 开始)
 
     @property
@@ -116,13 +116,10 @@ def book(built_site) -> Book:
         pages = []
         for page in document:
             text = page.get_textpage()
-            pages.append(unicodedata.normalize("NFKC", text.get_text_bounded()))
+            pages.append(text.get_text_bounded())
             text.close()
             page.close()
-        outline = [
-            (mark.level, unicodedata.normalize("NFKC", mark.get_title()), mark.get_dest().get_index())
-            for mark in document.get_toc()
-        ]
+        outline = [(mark.level, mark.get_title(), mark.get_dest().get_index()) for mark in document.get_toc()]
     finally:
         document.close()
     return Book(site_dir / BOOK, site_dir / pdf.PRINT_PAGE / "index.html", pages, outline)
@@ -135,7 +132,7 @@ def _chapters() -> list[str]:
 def _title(built_site, page: str) -> str:
     match = re.search(r"<h1[^>]*>(.*?)<", built_site.html(page), re.S)
     assert match, f"{page} 没有一级标题"
-    return unicodedata.normalize("NFKC", html_module.unescape(match[1])).strip()
+    return html_module.unescape(match[1]).strip()
 
 
 def test_every_chapter_is_bookmarked_in_nav_order(book, built_site):
@@ -155,9 +152,7 @@ def test_sections_are_bookmarked(book, built_site):
     assert len(sections) > 3 * len(_chapters()), f"二级书签（各节）只有 {len(sections)} 个"
     html = built_site.html("part2/ch01_gpt.md")
     h2 = [
-        unicodedata.normalize(
-            "NFKC", html_module.unescape(re.sub(r"<a class=\"headerlink\".*?</a>|<[^>]+>", "", m))
-        ).strip()
+        html_module.unescape(re.sub(r"<a class=\"headerlink\".*?</a>|<[^>]+>", "", m)).strip()
         for m in re.findall(r"<h2[^>]*>(.*?)</h2>", html, re.S)
     ]
     titles = {_flat(title) for _, title, _ in book.outline}
@@ -211,6 +206,29 @@ def test_every_font_is_embedded(book):
                 not_embedded.add(name)
     assert used, "PDF 里没有字体"
     assert not not_embedded, f"这些字体没有嵌入 PDF：{sorted(not_embedded)}"
+
+
+def test_the_text_layer_has_ideographs_not_the_radicals_that_share_their_glyphs(book):
+    """PDF 里搜“页”要找得到。Chromium 把和汉字共用一个字形的部首写进 ToUnicode 表（“页”记成“⻚”，见
+    hello_build/pdftext.py）。PDFium 取文字时自己把部首换回汉字，上面几个检查因此看不出来；别的阅读器照表取字，
+    所以这里直接读每个字体的 ToUnicode 表。"""
+    import pypdf
+
+    radicals: dict[str, str] = {}
+    tables = set()
+    for page in pypdf.PdfReader(book.path).pages:
+        for font in page.get("/Resources", {}).get("/Font", {}).values():
+            font = font.get_object()
+            table = font.get("/ToUnicode")
+            if table is None or table.idnum in tables:
+                continue
+            tables.add(table.idnum)
+            for text in pdftext.read_cmap(table.get_object().get_data()).values():
+                for character in text:
+                    if ord(character) in pdftext.RADICALS:
+                        radicals.setdefault(character, str(font.get("/BaseFont", font.get("/Subtype"))))
+    assert len(tables) > 20, f"只找到 {len(tables)} 个 ToUnicode 表"
+    assert not radicals, f"PDF 的文字层里有部首（应是同形的汉字）：{radicals}"
 
 
 class _Text(HTMLParser):
