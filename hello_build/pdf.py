@@ -1,7 +1,8 @@
 """整本书的 PDF：mkdocs-print-site-plugin 把各章拼成一页（print_page/），这里用无头 Chromium 把它打印出来。
 
 打印的就是网站本身：同一次构建的 HTML、同样的输出和图，什么都不重新运行。打印之前做读者滚动时浏览器
-才做的事——排好全部公式、画好全部图、展开折起来的答案——然后检查一遍，还有没画的图、没排的公式就失败。
+才做的事——排好全部公式、画好全部图、展开折起来的答案——然后检查一遍，还有没画的图、没排的公式、没有目标的
+页内链接就失败。印两遍：第二遍的目录带页码（页码从第一遍的 PDF 里读出来）。
 
 用法：``python -m hello_build.pdf 网站目录 输出.pdf``（``nox -s pdf`` 先构建带打印页的网站，再这样调用）。
 需要 Chromium（Debian：``apt-get install chromium fonts-noto-cjk``，路径可用 HELLO_PYTORCH_CHROMIUM 指定）。
@@ -35,6 +36,11 @@ PREPARE = """async () => {
     window.helloPytorchDrawDiagrams?.();
 }"""
 DRAWN = "() => !document.querySelector('.md-content pre.mermaid')"
+# 目录（print-site 的 #print-page-toc）里每个条目指向的 id，和把页码写进条目
+TOC_TARGETS = """() => [...document.querySelectorAll('#print-page-toc a[href*="#"]')]
+    .map((a) => decodeURIComponent(new URL(a.href).hash.slice(1)))"""
+NUMBER_TOC = """(numbers) => document.querySelectorAll('#print-page-toc a[href*="#"]')
+    .forEach((a, index) => { a.dataset.page = numbers[index]; })"""
 # 页内链接（章节之间的交叉引用、脚注）都要有目标：PDF 里它们是跳转；找不到目标的链接在 PDF 里失效，而且 Chromium
 # 打印每一页时都要为每个这样的链接查一遍整个文档（见 hello_build/compat.py 第 5 条：386 页从 13 秒变成 93 秒）
 LEFT_UNDONE = """() => ({
@@ -81,6 +87,35 @@ class NotReady(RuntimeError):
     """打印页上还有没画的图、没排版的公式（打印出来就是源码）或找不到目标的页内链接：宁可失败。"""
 
 
+def _print_pdf(page, out: Path) -> None:
+    page.pdf(
+        path=str(out),
+        prefer_css_page_size=True,
+        print_background=True,
+        display_header_footer=False,
+        outline=True,  # 书签：每章、每节（由标题生成）
+        tagged=True,
+    )
+
+
+def destination_pages(pdf: Path, names: list[str]) -> list[int]:
+    """PDF 里这些具名目的地（Chromium 为每个页内链接的目标写一个，名字就是元素的 id）所在的页，从 0 开始。"""
+    import pypdfium2
+    import pypdfium2.raw as pdfium_c
+
+    document = pypdfium2.PdfDocument(pdf)
+    try:
+        pages = []
+        for name in names:
+            destination = pdfium_c.FPDF_GetNamedDestByName(document.raw, name.encode("utf-8"))
+            if not destination:
+                raise NotReady(f"PDF 里没有目录条目 #{name} 的目的地")
+            pages.append(pdfium_c.FPDFDest_GetDestPageIndex(document.raw, destination))
+        return pages
+    finally:
+        document.close()
+
+
 def print_book(site_dir: Path, out: Path, chromium: str | None = None, timeout_s: float = 300) -> Printed:
     from playwright.sync_api import sync_playwright
 
@@ -108,14 +143,16 @@ def print_book(site_dir: Path, out: Path, chromium: str | None = None, timeout_s
                     f"找不到目标的页内链接 {len(left['links'])} 个 {sorted(set(left['links']))[:10]}"
                 )
             page.emulate_media(media="print")
-            page.pdf(
-                path=str(out),
-                prefer_css_page_size=True,
-                print_background=True,
-                display_header_footer=False,
-                outline=True,  # 书签：每章、每节（由标题生成）
-                tagged=True,
-            )
+            # 目录的页码：Chromium 不支持 CSS 的 target-counter()。先印一遍，从 PDF 的具名目的地读出每个目录条目
+            # 指向的页，写进目录（extra.css 把它排在行尾），再印一遍。页码只占目录行尾原本空着的地方，分页不变；
+            # 第二遍印完再核对一次，变了就失败
+            targets = page.evaluate(TOC_TARGETS)
+            _print_pdf(page, out)
+            numbers = destination_pages(out, targets)
+            page.evaluate(NUMBER_TOC, [number + 1 for number in numbers])
+            _print_pdf(page, out)
+            if destination_pages(out, targets) != numbers:
+                raise NotReady("目录写上页码以后分页变了：目录里的页码会对不上")
         finally:
             browser.close()
     # 复制、搜索 PDF 里的文字时，“页”“见”这些字是汉字而不是同形的部首（见 hello_build/pdftext.py）

@@ -147,6 +147,20 @@ def test_every_chapter_is_bookmarked_in_nav_order(book, built_site):
         assert _flat(title) in _flat(book.pages[page]), f"书签“{title}”指向的第 {page + 1} 页上没有这个标题"
 
 
+def test_the_table_of_contents_prints_the_page_each_part_and_chapter_starts_on(book):
+    """目录里的页码（hello_build/pdf.py 从第一遍打印读出来、写进第二遍）就是各部分、各章的书签指向的页。"""
+    top = [(title, page) for depth, title, page in book.outline if depth == 0]
+    titles = [title for title, _ in top]
+    assert "目录" in titles, f"一级书签里没有目录：{titles}"
+    toc = top[titles.index("目录")][1]
+    expected = [page + 1 for _, page in top[titles.index("目录") + 1 :]]
+    printed = [int(line) for line in book.pages[toc].splitlines() if line.strip().isdigit()]
+    assert len(expected) >= 27, f"目录之后的一级书签只有 {len(expected)} 个"
+    assert printed == expected, (
+        f"目录页（第 {toc + 1} 页）印的页码 {printed} 与书签指向的页 {expected} 不一致"
+    )
+
+
 def test_sections_are_bookmarked(book, built_site):
     sections = [depth for depth, _, _ in book.outline if depth == 1]
     assert len(sections) > 3 * len(_chapters()), f"二级书签（各节）只有 {len(sections)} 个"
