@@ -1,7 +1,7 @@
 """依赖的缺陷的绕行办法，只放在这里。每一条都写明：哪个版本有这个问题、上游的讨论在哪里、怎样检查它还需不需要，
 并有测试（tests/hello_build/test_compat.py）。依赖修好之后，检查会发现它不再需要，删掉对应的一条即可。
 
-本模块和 ``site`` 是构建包里仅有的导入 MkDocs 生态（mkdocs、mkdocs-jupyter）的模块。
+本模块和 ``site`` 是构建包里仅有的导入 MkDocs 生态（mkdocs、mkdocs-jupyter、mkdocs-print-site-plugin）的模块。
 """
 
 from __future__ import annotations

@@ -27,8 +27,6 @@ CHROMIUM_ENV = "HELLO_PYTORCH_CHROMIUM"
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 PRINT_PAGE = "print_page/"  # mkdocs-print-site-plugin 的 print_page_basename
 
-# 纸张、页边距和页码（“页码 / 总页数”）都由网站的打印样式决定（docs/stylesheets/extra.css 的 @page），
-# 不用 Chromium 自己的页眉页脚：print-site 插件的样式也有 @page 页码，两套会同时印出来
 # 读者滚动时才做的事，打印前一次做完（docs/javascripts/lazy-assets.js 提供这两个函数）
 PREPARE = """async () => {
     document.querySelectorAll('details').forEach((details) => { details.open = true; });
@@ -88,6 +86,8 @@ class NotReady(RuntimeError):
 
 
 def _print_pdf(page, out: Path) -> None:
+    # 纸张、页边距和页码（“页码 / 总页数”）都由网站的打印样式决定（docs/stylesheets/extra.css 的 @page），
+    # 不用 Chromium 自己的页眉页脚：print-site 插件的样式也有 @page 页码，两套会同时印出来
     page.pdf(
         path=str(out),
         prefer_css_page_size=True,
