@@ -171,15 +171,16 @@ def quiet_torch_import() -> None:
     warnings.filterwarnings("ignore", message=TORCH_JIT_WARNING, category=DeprecationWarning)
 
 
-# ---------------------------------------------------------------- 5. 打印页里没加前缀的脚注 id
+# ---------------------------------------------------------------- 5. 打印页里没加前缀的 id
 # mkdocs-print-site-plugin 2.9 把各章拼成一页时，给章内的 id 加上章的前缀（"fnref:lora" -> "part2-ch04_lora-fnref:lora"），
-# 链接的 href 也跟着改。认 id 的正则（mkdocs_print_site_plugin/urls.py 的 update_anchor_ids）用 `<([^\s]+)` 取标签名：
-# 中文正文里没有空格，<sup id="fnref:…"> 前面的一整段文字都被当成了标签名，这个 id 就漏改了。结果是每个脚注的
-# “返回正文”链接都指向不存在的 id，同名脚注的 id 在整本书里重复；而 Chromium 打印时每一页都要为每个找不到目标的
-# 页内链接查一遍整个文档，打印 386 页从 13 秒变成 93 秒。上游同类问题（英文页面上已修好的脚注链接）：
+# 链接的 href 全都跟着改，id 却有两类漏改（mkdocs_print_site_plugin/urls.py 的 update_anchor_ids）：它只改 h1–h6、sup、li
+# 上的 id（本站正文里的跳转目标 <span id="erratum-5"> 从来不改）；它用 `<([^\s]+)` 取标签名，中文正文里没有空格，
+# <sup id="fnref:…"> 前面的一整段文字都被当成了标签名，脚注引用的 id 也漏改了。结果是 90 个页内链接（73 个 id）
+# 指向不存在的目标，同名脚注的 id 在整本书里重复；而 Chromium 打印时每一页都要为每个找不到目标的页内链接查一遍
+# 整个文档，打印 386 页从 13 秒变成 93 秒。上游同类问题（英文页面上已修好的脚注链接）：
 # https://github.com/timvink/mkdocs-print-site-plugin/issues/41。
 # 绕行：打印页写好以后，在每一章里把这样漏改的 id 补上前缀——只改有链接指向“前缀-id”、而“前缀-id”还不存在的那些。
-# 检查：拿一段中文加脚注的 HTML 调用上面那个函数，看 id 改没改。
+# 检查：拿一段中文加脚注的 HTML 调用上面那个函数，看 sup 的 id 改没改。
 # 同一个函数还把指向书外页面（mkdocs.yml 里 print-site 的 exclude，例如运行时间表）的链接从改坏了的 "#runtime"
 # 改回网站上那一页的地址：PDF 里点它打开网站。
 

@@ -89,10 +89,12 @@ def test_torch_still_warns_on_import_and_the_filter_silences_only_that():
 
 
 def _print_section(key: str) -> str:
-    """print-site 2.9 拼出来的一章：标题的 id 加了前缀，中文正文后面的脚注引用 <sup id> 漏了，链接的 href 都加了。"""
+    """print-site 2.9 拼出来的一章：标题的 id 加了前缀，中文正文后面的脚注引用 <sup id> 和 <span id> 漏了，
+    链接的 href 都加了。"""
     return (
         f'<section class="print-page" id="{key}" heading-number="1"><h1 id="{key}-标题">标题</h1>'
         f'<p>中文正文<sup id="fnref:a"><a class="footnote-ref" href="#{key}-fn:a">1</a></sup></p>'
+        f'<p><span id="erratum-1"></span>改正见<a href="#{key}-erratum-1">这里</a></p>'
         f'<div class="footnote"><ol><li id="{key}-fn:a"><p>脚注<a class="footnote-backref" href="#{key}-fnref:a">↩</a>'
         "</p></li></ol></div></section>"
     )
@@ -111,11 +113,12 @@ def test_print_site_still_misses_ids_after_chinese_text_and_the_fix_prefixes_the
         "part1-ch01": "https://example.org/site/part1/ch01/",
     }
     fixed, prefixed, outside = compat.fix_print_page(page, pages)
-    assert (prefixed, outside) == (2, 2)
+    assert (prefixed, outside) == (4, 2)
     ids = re.findall(r'\sid="([^"]+)"', fixed)
     assert len(ids) == len(set(ids)), f"打印页里有重复的 id：{ids}"
     for key in ("part1-ch01", "part1-ch02"):
         assert f'<sup id="{key}-fnref:a">' in fixed, "脚注引用的 id 没有加上所在章的前缀"
+        assert f'<span id="{key}-erratum-1">' in fixed, "正文里跳转目标的 id 没有加上所在章的前缀"
     # 书外的页面（不在打印页里）指向网站；书里的坏链接原样留下，由 hello_build.pdf 打印前报错
     assert (
         'href="https://example.org/site/runtime/"' in fixed
