@@ -11,6 +11,7 @@ import logging
 import re
 import subprocess
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
 RADICALS = range(0x2E80, 0x2FE0)  # CJK 部首补充与康熙部首
@@ -112,12 +113,19 @@ def repair_cmap(data: bytes, mapping: dict[int, int]) -> bytes:
     return data[:start] + b"\n".join(blocks) + data[end:]
 
 
+def page_fonts(pages) -> Iterator:
+    """每一页用到的每个字体的字典（pypdf 的页面；同一个字体在几页上用到就出现几次）。"""
+    for page in pages:
+        for font in page.get("/Resources", {}).get("/Font", {}).values():
+            yield font.get_object()
+
+
 def repair(pdf: Path, mapping: dict[int, int]) -> int:
     """改写 PDF 里全部 ToUnicode 表；返回改了几个表。"""
     import pypdf
     from pypdf.generic import NameObject
 
-    # Chromium 写的 PDF 里，trailer 的 /Size 比最大的对象编号小（带标签的 PDF 才这样），复制它时 pypdf 发出警告
+    # Chromium 写的 PDF 里，trailer 的 /Size 比最大的对象编号小，复制它时 pypdf 发出警告
     # “Object count … exceeds defined trailer size …”并照常处理；重新写出的文件 /Size 是对的。只滤掉这一条
     logger = logging.getLogger("pypdf._writer")  # pypdf 用模块名作记录器的名字
     quiet = _DropMessage("exceeds defined trailer size")
@@ -127,20 +135,17 @@ def repair(pdf: Path, mapping: dict[int, int]) -> int:
     finally:
         logger.removeFilter(quiet)
     changed, seen = 0, set()
-    for page in writer.pages:
-        fonts = page.get("/Resources", {}).get("/Font", {})
-        for font in fonts.values():
-            font = font.get_object()
-            to_unicode = font.get(NameObject("/ToUnicode"))
-            if to_unicode is None or to_unicode.idnum in seen:
-                continue
-            seen.add(to_unicode.idnum)
-            stream = to_unicode.get_object()
-            data = stream.get_data()
-            fixed = repair_cmap(data, mapping)
-            if fixed != data:
-                stream.set_data(fixed)
-                changed += 1
+    for font in page_fonts(writer.pages):
+        to_unicode = font.get(NameObject("/ToUnicode"))
+        if to_unicode is None or to_unicode.idnum in seen:
+            continue
+        seen.add(to_unicode.idnum)
+        stream = to_unicode.get_object()
+        data = stream.get_data()
+        fixed = repair_cmap(data, mapping)
+        if fixed != data:
+            stream.set_data(fixed)
+            changed += 1
     if changed:
         with open(pdf, "wb") as handle:
             writer.write(handle)

@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import functools
-import http.server
 import os
 import queue
 import re
-import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from importlib.resources import files
@@ -27,11 +24,12 @@ from urllib.request import urlopen
 import pytest
 import tinycss2
 
+from hello_build import pdf
 from tests.conftest import AFTER_BUILD, DOCS, WORKER, BuiltSite
 from tests.site.test_notebooks import BROWSER_NOTEBOOKS
 
 # Debian 的 Chromium；别处（如 GitHub 的 Ubuntu 运行器上预装的 Chrome）用环境变量指定
-CHROMIUM = os.environ.get("HELLO_PYTORCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get(pdf.CHROMIUM_ENV, pdf.DEFAULT_CHROMIUM)
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -78,21 +76,7 @@ def page_urls() -> list[str]:
     return urls + notebooks
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@contextlib.contextmanager
-def serve_directory(site_dir: Path):
-    """在 127.0.0.1 的随机空闲端口上提供一个目录，给出基础 URL。"""
-    handler = functools.partial(_QuietHandler, directory=str(site_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
+serve_directory = pdf.serve  # 在 127.0.0.1 的随机空闲端口上提供一个目录，给出基础 URL（打印 PDF 用的同一个）
 
 
 @pytest.fixture(scope="module")

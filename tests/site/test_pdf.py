@@ -194,53 +194,55 @@ def test_diagrams_and_formulas_are_drawn_not_source(book):
     # 只查代码里不会出现的写法：正则表达式里的 \\( 是正常的代码
     for source in ("graphTB", "graphLR", "-->|", "\\frac", "\\mathrm", "\\sqrt{", "\\mathbf"):
         assert source not in flat, f"PDF 里有没画的图或没排版的公式的源码：{source!r}"
-    # 图里的文字（Mermaid 的方框）和公式里的符号是 PDF 的文字，搜得到
+    # 画好的图里的文字（Mermaid 的方框）是 PDF 的文字，搜得到（公式的 KaTeX 字形取不回原字符，不查）
     assert _flat("字符编号，形状 (B, T)") in flat, "part2/ch01_gpt 的模型结构图不在 PDF 里"
 
 
-def test_every_font_is_embedded(book):
-    """每个字体都在 PDF 里：TrueType/CFF 字体带着字体程序；Type 3 字体（Chromium 把 Noto CJK 这样的 CFF 字体写成
-    Type 3）的字形本身就写在 PDF 里。"""
+@pytest.fixture(scope="module")
+def reader(book):
+    """pypdf 读一次 PDF 的对象（字体、ToUnicode 表、链接），几个检查共用。"""
     import pypdf
 
-    reader = pypdf.PdfReader(book.path)
+    return pypdf.PdfReader(book.path)
+
+
+def _font_name(font) -> str:
+    return str(font.get("/BaseFont", font.get("/Subtype")))
+
+
+def test_every_font_is_embedded(reader):
+    """每个字体都在 PDF 里：TrueType/CFF 字体带着字体程序；Type 3 字体（Chromium 把 Noto CJK 这样的 CFF 字体写成
+    Type 3）的字形本身就写在 PDF 里。"""
     not_embedded, used = set(), set()
-    for page in reader.pages:
-        fonts = page.get("/Resources", {}).get("/Font", {})
-        for font in fonts.values():
-            font = font.get_object()
-            name = str(font.get("/BaseFont", font.get("/Subtype")))
-            used.add(name)
-            if font.get("/Subtype") == "/Type3":
-                assert "/CharProcs" in font, f"{name}：Type 3 字体没有字形"
-                continue
-            descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
-            descriptor = descendant.get("/FontDescriptor", {})
-            if not any(key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")):
-                not_embedded.add(name)
+    for font in pdftext.page_fonts(reader.pages):
+        name = _font_name(font)
+        used.add(name)
+        if font.get("/Subtype") == "/Type3":
+            assert "/CharProcs" in font, f"{name}：Type 3 字体没有字形"
+            continue
+        descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
+        descriptor = descendant.get("/FontDescriptor", {})
+        if not any(key in descriptor for key in ("/FontFile", "/FontFile2", "/FontFile3")):
+            not_embedded.add(name)
     assert used, "PDF 里没有字体"
     assert not not_embedded, f"这些字体没有嵌入 PDF：{sorted(not_embedded)}"
 
 
-def test_the_text_layer_has_ideographs_not_the_radicals_that_share_their_glyphs(book):
+def test_the_text_layer_has_ideographs_not_the_radicals_that_share_their_glyphs(reader):
     """PDF 里搜“页”要找得到。Chromium 把和汉字共用一个字形的部首写进 ToUnicode 表（“页”记成“⻚”，见
     hello_build/pdftext.py）。PDFium 取文字时自己把部首换回汉字，上面几个检查因此看不出来；别的阅读器照表取字，
     所以这里直接读每个字体的 ToUnicode 表。"""
-    import pypdf
-
     radicals: dict[str, str] = {}
     tables = set()
-    for page in pypdf.PdfReader(book.path).pages:
-        for font in page.get("/Resources", {}).get("/Font", {}).values():
-            font = font.get_object()
-            table = font.get("/ToUnicode")
-            if table is None or table.idnum in tables:
-                continue
-            tables.add(table.idnum)
-            for text in pdftext.read_cmap(table.get_object().get_data()).values():
-                for character in text:
-                    if ord(character) in pdftext.RADICALS:
-                        radicals.setdefault(character, str(font.get("/BaseFont", font.get("/Subtype"))))
+    for font in pdftext.page_fonts(reader.pages):
+        table = font.get("/ToUnicode")
+        if table is None or table.idnum in tables:
+            continue
+        tables.add(table.idnum)
+        for text in pdftext.read_cmap(table.get_object().get_data()).values():
+            for character in text:
+                if ord(character) in pdftext.RADICALS:
+                    radicals.setdefault(character, _font_name(font))
     assert len(tables) > 20, f"只找到 {len(tables)} 个 ToUnicode 表"
     assert not radicals, f"PDF 的文字层里有部首（应是同形的汉字）：{radicals}"
 
@@ -341,11 +343,9 @@ def _internal_links(reader) -> list[tuple[int, int]]:
     return found
 
 
-def test_cross_references_land_on_the_chapter_they_name(book, built_site):
+def test_cross_references_land_on_the_chapter_they_name(book, reader, built_site):
     """第 2 章里“第 4 章”的链接，在 PDF 里跳到第 4 章所在的页。"""
-    import pypdf
-
-    links = _internal_links(pypdf.PdfReader(book.path))
+    links = _internal_links(reader)
     assert len(links) > 50, f"PDF 里只有 {len(links)} 个页内链接"
     titles = [_title(built_site, page) for page in _chapters()]
     starts = {title: page for depth, title, page in book.outline if depth == 0 and title in titles}
